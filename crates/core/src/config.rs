@@ -1,0 +1,183 @@
+//! Settings of every MCPO process, read from the environment with defaults that
+//! work on a developer machine (local Postgres and NATS, loopback ports).
+//!
+//! | variable | meaning | default |
+//! |---|---|---|
+//! | `DATABASE_URL` | Postgres URL (secret: never logged) | `postgres://postgres@127.0.0.1:5432/mcpo` |
+//! | `MCPO_DATABASE_POOL_SIZE` | connections per process | `16` |
+//! | `NATS_URL` | NATS server | `nats://127.0.0.1:4222` |
+//! | `MCPO_NATS_PREFIX` | prefix of every subject MCPO publishes | `mcpo` |
+//! | `MCPO_NATS_STREAM` | JetStream stream holding MCPO's events | `MCPO` |
+//! | `MCPO_REGISTRY_ADDR` | registry listen address | `127.0.0.1:8080` |
+//! | `MCPO_EXECUTOR_ADDR` | executor listen address | `127.0.0.1:8081` |
+//! | `MCPO_PUBLISHER_ADDR` | publisher listen address | `127.0.0.1:8082` |
+//! | `MCPO_EXECUTOR_PUBLIC_URL` | URL clients use to reach the executor | `http://127.0.0.1:8081` |
+//! | `MCPO_MCP_CONNECT_TIMEOUT_SECS` | connect + initialize + list limit | `30` |
+//! | `MCPO_TOOL_CALL_TIMEOUT_SECS` | default limit of one tool call | `60` |
+//! | `MCPO_LOG_FORMAT` | `json` or `pretty` | `json` |
+//! | `MCPO_HTTP_WORKERS` | HTTP worker threads per service | number of cores |
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use figment::providers::{Env, Serialized};
+use figment::Figment;
+use secrecy::SecretString;
+use serde::{Deserialize, Serialize};
+
+use crate::error::CoreError;
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub database: DatabaseSettings,
+    pub nats: NatsSettings,
+    pub registry_addr: SocketAddr,
+    pub executor_addr: SocketAddr,
+    pub publisher_addr: SocketAddr,
+    pub executor_public_url: String,
+    pub mcp_connect_timeout: Duration,
+    pub tool_call_timeout: Duration,
+    pub log_format: LogFormat,
+    pub http_workers: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct DatabaseSettings {
+    pub url: SecretString,
+    pub pool_size: usize,
+    pub acquire_timeout: Duration,
+    pub statement_timeout: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct NatsSettings {
+    pub url: String,
+    pub subject_prefix: String,
+    pub stream: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Json,
+    Pretty,
+}
+
+/// The flat shape the environment is read into.
+#[derive(Debug, Serialize, Deserialize)]
+struct RawSettings {
+    database_url: String,
+    mcpo_database_pool_size: usize,
+    nats_url: String,
+    mcpo_nats_prefix: String,
+    mcpo_nats_stream: String,
+    mcpo_registry_addr: SocketAddr,
+    mcpo_executor_addr: SocketAddr,
+    mcpo_publisher_addr: SocketAddr,
+    mcpo_executor_public_url: String,
+    mcpo_mcp_connect_timeout_secs: u64,
+    mcpo_tool_call_timeout_secs: u64,
+    mcpo_log_format: LogFormat,
+    mcpo_http_workers: Option<usize>,
+}
+
+impl Default for RawSettings {
+    fn default() -> Self {
+        RawSettings {
+            database_url: "postgres://postgres@127.0.0.1:5432/mcpo".into(),
+            mcpo_database_pool_size: 16,
+            nats_url: "nats://127.0.0.1:4222".into(),
+            mcpo_nats_prefix: "mcpo".into(),
+            mcpo_nats_stream: "MCPO".into(),
+            mcpo_registry_addr: ([127, 0, 0, 1], 8080).into(),
+            mcpo_executor_addr: ([127, 0, 0, 1], 8081).into(),
+            mcpo_publisher_addr: ([127, 0, 0, 1], 8082).into(),
+            mcpo_executor_public_url: "http://127.0.0.1:8081".into(),
+            mcpo_mcp_connect_timeout_secs: 30,
+            mcpo_tool_call_timeout_secs: 60,
+            mcpo_log_format: LogFormat::Json,
+            mcpo_http_workers: None,
+        }
+    }
+}
+
+const VARIABLES: &[&str] = &[
+    "DATABASE_URL",
+    "MCPO_DATABASE_POOL_SIZE",
+    "NATS_URL",
+    "MCPO_NATS_PREFIX",
+    "MCPO_NATS_STREAM",
+    "MCPO_REGISTRY_ADDR",
+    "MCPO_EXECUTOR_ADDR",
+    "MCPO_PUBLISHER_ADDR",
+    "MCPO_EXECUTOR_PUBLIC_URL",
+    "MCPO_MCP_CONNECT_TIMEOUT_SECS",
+    "MCPO_TOOL_CALL_TIMEOUT_SECS",
+    "MCPO_LOG_FORMAT",
+    "MCPO_HTTP_WORKERS",
+];
+
+impl Settings {
+    /// Reads the environment over the defaults.
+    pub fn from_env() -> Result<Settings, CoreError> {
+        let raw: RawSettings = Figment::from(Serialized::defaults(RawSettings::default()))
+            .merge(
+                Env::raw()
+                    .only(VARIABLES)
+                    .map(|key| key.as_str().to_ascii_lowercase().into()),
+            )
+            .extract()
+            .map_err(|e| CoreError::Config(e.to_string()))?;
+        Settings::from_raw(raw)
+    }
+
+    /// Settings with every default, for tests that then change what they need.
+    pub fn local_defaults() -> Settings {
+        Settings::from_raw(RawSettings::default()).expect("defaults are valid")
+    }
+
+    fn from_raw(raw: RawSettings) -> Result<Settings, CoreError> {
+        if !valid_subject_token(&raw.mcpo_nats_prefix) {
+            return Err(CoreError::Config(
+                "MCPO_NATS_PREFIX may contain only letters, digits, '-' and '_'".into(),
+            ));
+        }
+        url::Url::parse(&raw.mcpo_executor_public_url).map_err(|e| {
+            CoreError::Config(format!("MCPO_EXECUTOR_PUBLIC_URL is not a URL: {e}"))
+        })?;
+        Ok(Settings {
+            database: DatabaseSettings {
+                url: SecretString::from(raw.database_url),
+                pool_size: raw.mcpo_database_pool_size.max(1),
+                acquire_timeout: Duration::from_secs(5),
+                statement_timeout: crate::db::default_statement_timeout(),
+            },
+            nats: NatsSettings {
+                url: raw.nats_url,
+                subject_prefix: raw.mcpo_nats_prefix,
+                stream: raw.mcpo_nats_stream,
+            },
+            registry_addr: raw.mcpo_registry_addr,
+            executor_addr: raw.mcpo_executor_addr,
+            publisher_addr: raw.mcpo_publisher_addr,
+            executor_public_url: raw
+                .mcpo_executor_public_url
+                .trim_end_matches('/')
+                .to_owned(),
+            mcp_connect_timeout: Duration::from_secs(raw.mcpo_mcp_connect_timeout_secs.max(1)),
+            tool_call_timeout: Duration::from_secs(raw.mcpo_tool_call_timeout_secs.max(1)),
+            log_format: raw.mcpo_log_format,
+            http_workers: raw
+                .mcpo_http_workers
+                .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()))
+                .max(1),
+        })
+    }
+}
+
+fn valid_subject_token(token: &str) -> bool {
+    !token.is_empty()
+        && token
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}

@@ -1,0 +1,127 @@
+//! Reads that more than one service needs: a service with its tools and schemas.
+
+use std::collections::HashMap;
+
+use diesel::prelude::*;
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use uuid::Uuid;
+
+use super::models::{ServiceRow, ToolRow, ToolSchemaRow};
+use super::schema::{mcp_services, tool_schemas, tools};
+use crate::domain::{ServiceStatus, ServiceView, ToolView, TransportConfig};
+use crate::error::CoreError;
+
+/// A service with its tools, each with its schemas, as stored.
+#[derive(Debug, Clone)]
+pub struct ServiceRecord {
+    pub service: ServiceRow,
+    pub tools: Vec<ToolRecord>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ToolRecord {
+    pub tool: ToolRow,
+    pub schema: ToolSchemaRow,
+}
+
+impl ServiceRecord {
+    pub fn transport(&self) -> Result<TransportConfig, CoreError> {
+        serde_json::from_value(self.service.transport.clone()).map_err(|e| {
+            CoreError::Internal(format!(
+                "stored transport of service {} is unreadable: {e}",
+                self.service.name
+            ))
+        })
+    }
+
+    /// The API view; `endpoint_base` is the executor's public URL.
+    pub fn to_view(&self, endpoint_base: &str, with_tools: bool) -> Result<ServiceView, CoreError> {
+        let service = &self.service;
+        Ok(ServiceView {
+            id: service.id,
+            name: service.name.clone(),
+            description: service.description.clone(),
+            status: ServiceStatus::parse(&service.status).unwrap_or(ServiceStatus::Degraded),
+            transport: self.transport()?,
+            server_info: service.server_info.clone(),
+            protocol_version: service.protocol_version.clone(),
+            revision: service.revision,
+            created_at: service.created_at,
+            updated_at: service.updated_at,
+            tools: with_tools.then(|| self.tool_views(endpoint_base)),
+        })
+    }
+
+    pub fn tool_views(&self, endpoint_base: &str) -> Vec<ToolView> {
+        let base = endpoint_base.trim_end_matches('/');
+        self.tools
+            .iter()
+            .map(|record| ToolView {
+                name: record.tool.name.clone(),
+                title: record.tool.title.clone(),
+                description: record.tool.description.clone(),
+                endpoint: format!("{base}{}", record.tool.endpoint),
+                input_schema: record.schema.input_schema.clone(),
+                output_schema: record.schema.output_schema.clone(),
+                annotations: record.tool.annotations.clone(),
+            })
+            .collect()
+    }
+}
+
+pub async fn find_service(
+    conn: &mut AsyncPgConnection,
+    name: &str,
+) -> Result<Option<ServiceRecord>, CoreError> {
+    let service = mcp_services::table
+        .filter(mcp_services::name.eq(name))
+        .select(ServiceRow::as_select())
+        .first(conn)
+        .await
+        .optional()?;
+    match service {
+        None => Ok(None),
+        Some(service) => {
+            let mut records = attach_tools(conn, vec![service]).await?;
+            Ok(records.pop())
+        }
+    }
+}
+
+/// Every service with its tools, ordered by name.
+pub async fn all_services(conn: &mut AsyncPgConnection) -> Result<Vec<ServiceRecord>, CoreError> {
+    let services = mcp_services::table
+        .order(mcp_services::name.asc())
+        .select(ServiceRow::as_select())
+        .load(conn)
+        .await?;
+    attach_tools(conn, services).await
+}
+
+async fn attach_tools(
+    conn: &mut AsyncPgConnection,
+    services: Vec<ServiceRow>,
+) -> Result<Vec<ServiceRecord>, CoreError> {
+    let ids: Vec<Uuid> = services.iter().map(|s| s.id).collect();
+    let rows: Vec<(ToolRow, ToolSchemaRow)> = tools::table
+        .inner_join(tool_schemas::table)
+        .filter(tools::service_id.eq_any(&ids))
+        .order((tools::service_id, tools::name))
+        .select((ToolRow::as_select(), ToolSchemaRow::as_select()))
+        .load(conn)
+        .await?;
+    let mut by_service: HashMap<Uuid, Vec<ToolRecord>> = HashMap::new();
+    for (tool, schema) in rows {
+        by_service
+            .entry(tool.service_id)
+            .or_default()
+            .push(ToolRecord { tool, schema });
+    }
+    Ok(services
+        .into_iter()
+        .map(|service| {
+            let tools = by_service.remove(&service.id).unwrap_or_default();
+            ServiceRecord { service, tools }
+        })
+        .collect())
+}

@@ -1,0 +1,48 @@
+// Kept in step with `migrations/` by hand (diesel print-schema needs libpq);
+// the `schema_matches_migrations` test checks every column against the database.
+
+diesel::table! {
+    mcp_services (id) {
+        id -> Uuid,
+        name -> Text,
+        description -> Nullable<Text>,
+        status -> Text,
+        transport -> Jsonb,
+        server_info -> Nullable<Jsonb>,
+        protocol_version -> Nullable<Text>,
+        instructions -> Nullable<Text>,
+        revision -> Int8,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    tool_schemas (id) {
+        id -> Uuid,
+        schema_type -> Text,
+        input_schema -> Jsonb,
+        output_schema -> Nullable<Jsonb>,
+        content_hash -> Text,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    tools (id) {
+        id -> Uuid,
+        service_id -> Uuid,
+        name -> Text,
+        title -> Nullable<Text>,
+        description -> Nullable<Text>,
+        endpoint -> Text,
+        annotations -> Nullable<Jsonb>,
+        schema_id -> Uuid,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::joinable!(tools -> mcp_services (service_id));
+diesel::joinable!(tools -> tool_schemas (schema_id));
+
+diesel::allow_tables_to_appear_in_same_query!(mcp_services, tool_schemas, tools);

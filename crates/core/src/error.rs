@@ -1,0 +1,220 @@
+//! Stable error codes and the one JSON error body every service answers with:
+//! `{"code": "service_not_found", "message": "...", "details": {...}}`.
+//! Codes are part of the API: never rename one; add new ones.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+macro_rules! error_codes {
+    ($($variant:ident => ($status:ident, $name:literal, $doc:literal)),+ $(,)?) => {
+        /// Every error code MCPO answers with, its HTTP status and its meaning.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub enum ErrorCode { $($variant),+ }
+
+        impl ErrorCode {
+            pub const ALL: &'static [ErrorCode] = &[$(ErrorCode::$variant),+];
+
+            pub fn status(self) -> StatusCode {
+                match self { $(ErrorCode::$variant => StatusCode::$status),+ }
+            }
+
+            pub fn name(self) -> &'static str {
+                match self { $(ErrorCode::$variant => $name),+ }
+            }
+
+            pub fn description(self) -> &'static str {
+                match self { $(ErrorCode::$variant => $doc),+ }
+            }
+        }
+    };
+}
+
+error_codes! {
+    InvalidJson => (BAD_REQUEST, "invalid_json", "The body is not valid JSON, or not the JSON shape expected."),
+    BadRequest => (BAD_REQUEST, "bad_request", "The request is malformed (a path, header or body the server cannot read)."),
+    InvalidRequest => (UNPROCESSABLE_ENTITY, "invalid_request", "A field has a value that is not allowed; `details.field` names it."),
+    PayloadTooLarge => (PAYLOAD_TOO_LARGE, "payload_too_large", "The body is larger than the service accepts."),
+    NotFound => (NOT_FOUND, "not_found", "No such route."),
+    MethodNotAllowed => (METHOD_NOT_ALLOWED, "method_not_allowed", "The route exists but not with this method."),
+    ServiceNotFound => (NOT_FOUND, "service_not_found", "No service is registered under that name."),
+    ToolNotFound => (NOT_FOUND, "tool_not_found", "The service has no tool with that endpoint name."),
+    ServiceNameTaken => (CONFLICT, "service_name_taken", "A service with that name is already registered."),
+    UpstreamUnreachable => (BAD_GATEWAY, "upstream_unreachable", "The MCP server could not be started or reached, or closed the connection."),
+    UpstreamProtocolError => (BAD_GATEWAY, "upstream_protocol_error", "The MCP server answered with a JSON-RPC error or something that is not valid MCP."),
+    UpstreamRejectedArguments => (UNPROCESSABLE_ENTITY, "upstream_rejected_arguments", "The MCP server refused the arguments (JSON-RPC invalid params)."),
+    ToolError => (BAD_GATEWAY, "tool_error", "The tool ran and reported an error (`isError`); `details.content` holds what it said."),
+    UpstreamTimeout => (GATEWAY_TIMEOUT, "upstream_timeout", "The MCP server did not answer in time."),
+    DatabaseUnavailable => (SERVICE_UNAVAILABLE, "database_unavailable", "The database cannot be reached right now; retry later."),
+    EventsUnavailable => (SERVICE_UNAVAILABLE, "events_unavailable", "The event bus (NATS) cannot be reached right now; retry later."),
+    NotReady => (SERVICE_UNAVAILABLE, "not_ready", "A dependency of the service is not ready."),
+    Internal => (INTERNAL_SERVER_ERROR, "internal_error", "An unexpected error on our side; the request id in the logs tells what."),
+}
+
+/// The JSON body of every error answer.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ErrorBody {
+    pub code: String,
+    pub message: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub details: Option<Value>,
+}
+
+/// An error on its way to the caller: a code, a message a person understands,
+/// and optional machine-readable details.
+#[derive(Debug, Clone)]
+pub struct ApiError {
+    pub code: ErrorCode,
+    pub message: String,
+    pub details: Option<Value>,
+}
+
+impl ApiError {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        ApiError {
+            code,
+            message: message.into(),
+            details: None,
+        }
+    }
+
+    pub fn with_details(mut self, details: Value) -> Self {
+        self.details = Some(details);
+        self
+    }
+
+    pub fn invalid_field(field: impl Into<String>, problem: impl std::fmt::Display) -> Self {
+        let field = field.into();
+        ApiError::new(ErrorCode::InvalidRequest, format!("`{field}` {problem}"))
+            .with_details(serde_json::json!({ "field": field }))
+    }
+
+    pub fn body(&self) -> ErrorBody {
+        ErrorBody {
+            code: self.code.name().to_owned(),
+            message: self.message.clone(),
+            details: self.details.clone(),
+        }
+    }
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.code.name(), self.message)
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        self.code.status()
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        if self.code == ErrorCode::Internal {
+            // The caller gets an opaque message; the cause goes to the log with the request id.
+            tracing::error!(error = %self.message, "internal error");
+            return HttpResponse::build(self.status_code()).json(ErrorBody {
+                code: self.code.name().to_owned(),
+                message: "an unexpected error happened; it has been logged".to_owned(),
+                details: None,
+            });
+        }
+        HttpResponse::build(self.status_code()).json(self.body())
+    }
+}
+
+/// Errors of the shared parts (database, events, MCP client, config).
+#[derive(Debug, thiserror::Error)]
+pub enum CoreError {
+    #[error("configuration error: {0}")]
+    Config(String),
+    #[error("database unavailable: {0}")]
+    DatabaseUnavailable(String),
+    #[error("database error: {0}")]
+    Database(#[from] diesel::result::Error),
+    #[error("event bus error: {0}")]
+    Events(String),
+    #[error(transparent)]
+    Mcp(#[from] crate::mcp::McpError),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl From<diesel_async::pooled_connection::deadpool::PoolError> for CoreError {
+    fn from(e: diesel_async::pooled_connection::deadpool::PoolError) -> Self {
+        CoreError::DatabaseUnavailable(e.to_string())
+    }
+}
+
+impl From<CoreError> for ApiError {
+    fn from(e: CoreError) -> Self {
+        match e {
+            CoreError::DatabaseUnavailable(m) => ApiError::new(ErrorCode::DatabaseUnavailable, m),
+            CoreError::Events(m) => ApiError::new(ErrorCode::EventsUnavailable, m),
+            CoreError::Mcp(e) => e.into(),
+            CoreError::Database(diesel::result::Error::DatabaseError(_, info))
+                if info.message().contains("statement timeout")
+                    || info.message().contains("terminating connection") =>
+            {
+                ApiError::new(
+                    ErrorCode::DatabaseUnavailable,
+                    "the database did not answer in time",
+                )
+            }
+            other => ApiError::new(ErrorCode::Internal, other.to_string()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashSet;
+
+    #[test]
+    fn codes_are_unique_snake_case_and_not_2xx() {
+        let mut seen = HashSet::new();
+        for code in ErrorCode::ALL {
+            assert!(seen.insert(code.name()), "duplicate code {}", code.name());
+            assert!(code
+                .name()
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c == '_'));
+            assert!(code.status().as_u16() >= 400);
+        }
+    }
+
+    #[test]
+    fn documented_codes_match_the_code() {
+        let doc = include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../docs/tool-results.md"
+        ));
+        let table = doc
+            .split("## Every error code")
+            .nth(1)
+            .expect("the doc has the code table");
+        let documented: Vec<(&str, &str)> = table
+            .lines()
+            .filter_map(|line| {
+                let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+                let code = cells.get(1)?.strip_prefix('`')?.strip_suffix('`')?;
+                Some((code, *cells.get(2)?))
+            })
+            .collect();
+        assert_eq!(
+            documented.len(),
+            ErrorCode::ALL.len(),
+            "every code is documented once"
+        );
+        for code in ErrorCode::ALL {
+            let status = code.status().as_u16().to_string();
+            assert!(
+                documented.contains(&(code.name(), status.as_str())),
+                "{} ({status}) is not documented",
+                code.name()
+            );
+        }
+    }
+}

@@ -1,0 +1,15 @@
+//! Shared by every MCPO service: domain types, events, database schema and
+//! pool, configuration, errors, the MCP client and telemetry.
+
+pub mod config;
+pub mod db;
+pub mod domain;
+pub mod error;
+pub mod events;
+pub mod http;
+pub mod mcp;
+pub mod server;
+pub mod telemetry;
+
+pub use config::Settings;
+pub use error::{ApiError, CoreError, ErrorCode};

@@ -1,0 +1,252 @@
+//! MCPO's one door to MCP servers: connect over any transport, list tools,
+//! call a tool, close. rmcp stays behind this module; callers see our types
+//! and `McpError`.
+
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::Duration;
+
+use process_wrap::tokio::{CommandWrap, KillOnDrop, ProcessGroup};
+use rmcp::model::{
+    CallToolRequestParams, CallToolResult, ClientCapabilities, ClientConfig,
+    ErrorCode as JsonRpcCode, Implementation, JsonObject,
+};
+use rmcp::service::{ClientInitializeError, RunningService, ServiceError};
+use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+use rmcp::transport::{StreamableHttpClientTransport, TokioChildProcess};
+use rmcp::{Peer, RoleClient, ServiceExt};
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+use crate::domain::{DiscoveredServer, DiscoveredTool, TransportConfig};
+use crate::error::{ApiError, ErrorCode};
+
+pub use rmcp::model::{CallToolResult as ToolCallResult, ContentBlock};
+
+#[derive(Debug, thiserror::Error)]
+pub enum McpError {
+    #[error("cannot start `{command}`: {reason}")]
+    Spawn { command: String, reason: String },
+    #[error("the MCP server could not be reached or did not complete initialization: {0}")]
+    Connect(String),
+    #[error("the MCP server did not answer within {0:?}")]
+    Timeout(Duration),
+    #[error("the connection to the MCP server is closed")]
+    Closed,
+    #[error("the MCP server answered with error {code}: {message}")]
+    JsonRpc { code: i32, message: String },
+    #[error("the MCP server sent an unexpected answer: {0}")]
+    Protocol(String),
+}
+
+impl From<McpError> for ApiError {
+    fn from(e: McpError) -> Self {
+        let code = match &e {
+            McpError::Spawn { .. } | McpError::Connect(_) | McpError::Closed => {
+                ErrorCode::UpstreamUnreachable
+            }
+            McpError::Timeout(_) => ErrorCode::UpstreamTimeout,
+            McpError::JsonRpc { code, .. } if *code == JsonRpcCode::INVALID_PARAMS.0 => {
+                ErrorCode::UpstreamRejectedArguments
+            }
+            McpError::JsonRpc { .. } | McpError::Protocol(_) => ErrorCode::UpstreamProtocolError,
+        };
+        ApiError::new(code, e.to_string())
+    }
+}
+
+impl From<ServiceError> for McpError {
+    fn from(e: ServiceError) -> Self {
+        match e {
+            ServiceError::McpError(data) => McpError::JsonRpc {
+                code: data.code.0,
+                message: data.message.to_string(),
+            },
+            ServiceError::TransportClosed | ServiceError::TransportSend(_) => McpError::Closed,
+            ServiceError::Timeout { timeout } => McpError::Timeout(timeout),
+            other => McpError::Protocol(other.to_string()),
+        }
+    }
+}
+
+fn client_info() -> ClientConfig {
+    ClientConfig::new(
+        ClientCapabilities::default(),
+        Implementation::new("mcpo", env!("CARGO_PKG_VERSION")),
+    )
+}
+
+/// An initialized MCP session. Cheap to share: calls go through `Peer`, which
+/// multiplexes concurrent requests over the one connection.
+pub struct McpSession {
+    running: RunningService<RoleClient, ClientConfig>,
+}
+
+impl McpSession {
+    /// Starts or reaches the server and runs `initialize`, all within `timeout`.
+    pub async fn connect(
+        transport: &TransportConfig,
+        timeout: Duration,
+        label: &str,
+    ) -> Result<McpSession, McpError> {
+        let connecting = async {
+            match transport {
+                TransportConfig::Stdio { command, args, env } => {
+                    let child = spawn_stdio(command, args, env, label)?;
+                    client_info().serve(child).await.map_err(init_error)
+                }
+                TransportConfig::StreamableHttp { url, headers } => {
+                    let mut custom = std::collections::HashMap::new();
+                    for (name, value) in headers {
+                        let name = reqwest::header::HeaderName::from_bytes(name.as_bytes())
+                            .map_err(|e| McpError::Connect(format!("header {name}: {e}")))?;
+                        let value = reqwest::header::HeaderValue::from_str(value)
+                            .map_err(|e| McpError::Connect(format!("header {name}: {e}")))?;
+                        custom.insert(name, value);
+                    }
+                    let config = StreamableHttpClientTransportConfig::with_uri(url.as_str())
+                        .custom_headers(custom);
+                    let http = reqwest::Client::builder()
+                        .connect_timeout(timeout)
+                        .build()
+                        .map_err(|e| McpError::Connect(e.to_string()))?;
+                    let transport = StreamableHttpClientTransport::with_client(http, config);
+                    client_info().serve(transport).await.map_err(init_error)
+                }
+            }
+        };
+        let running = tokio::time::timeout(timeout, connecting)
+            .await
+            .map_err(|_| McpError::Timeout(timeout))??;
+        Ok(McpSession { running })
+    }
+
+    pub fn peer(&self) -> &Peer<RoleClient> {
+        self.running.peer()
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.running.is_closed() || self.running.peer().is_transport_closed()
+    }
+
+    /// Every tool, following `nextCursor` until the last page.
+    pub async fn list_tools(&self) -> Result<Vec<DiscoveredTool>, McpError> {
+        let tools = self.peer().list_all_tools().await?;
+        tools
+            .into_iter()
+            .map(|tool| {
+                Ok(DiscoveredTool {
+                    name: tool.name.to_string(),
+                    title: tool
+                        .title
+                        .clone()
+                        .or_else(|| tool.annotations.as_ref().and_then(|a| a.title.clone())),
+                    description: tool.description.as_ref().map(|d| d.to_string()),
+                    input_schema: serde_json::Value::Object((*tool.input_schema).clone()),
+                    output_schema: tool
+                        .output_schema
+                        .as_ref()
+                        .map(|s| serde_json::Value::Object((**s).clone())),
+                    annotations: tool
+                        .annotations
+                        .as_ref()
+                        .map(serde_json::to_value)
+                        .transpose()
+                        .map_err(|e| McpError::Protocol(e.to_string()))?,
+                })
+            })
+            .collect()
+    }
+
+    /// What `initialize` told us, plus the tool list.
+    pub async fn discover(&self) -> Result<DiscoveredServer, McpError> {
+        let info = self
+            .peer()
+            .peer_info()
+            .ok_or_else(|| McpError::Protocol("no initialize result".into()))?;
+        let tools = self.list_tools().await?;
+        Ok(DiscoveredServer {
+            server_info: serde_json::to_value(&info.server_info)
+                .map_err(|e| McpError::Protocol(e.to_string()))?,
+            protocol_version: info.protocol_version.to_string(),
+            instructions: info.instructions.clone(),
+            tools,
+        })
+    }
+
+    pub async fn call_tool(
+        &self,
+        name: &str,
+        arguments: Option<JsonObject>,
+        timeout: Duration,
+    ) -> Result<CallToolResult, McpError> {
+        let mut params = CallToolRequestParams::new(name.to_owned());
+        params.arguments = arguments;
+        // Dropping the request future on timeout makes rmcp send `notifications/cancelled`.
+        tokio::time::timeout(timeout, self.peer().call_tool(params))
+            .await
+            .map_err(|_| McpError::Timeout(timeout))?
+            .map_err(McpError::from)
+    }
+
+    /// Ends the session: closes the transport and, for stdio, stops the process.
+    pub async fn close(mut self) {
+        let _ = self
+            .running
+            .close_with_timeout(Duration::from_secs(3))
+            .await;
+    }
+}
+
+/// Connects, lists everything and closes: what registration and refresh need.
+pub async fn discover(
+    transport: &TransportConfig,
+    timeout: Duration,
+    label: &str,
+) -> Result<DiscoveredServer, McpError> {
+    let session = McpSession::connect(transport, timeout, label).await?;
+    let discovered = tokio::time::timeout(timeout, session.discover()).await;
+    session.close().await;
+    discovered.map_err(|_| McpError::Timeout(timeout))?
+}
+
+fn init_error(e: ClientInitializeError) -> McpError {
+    match e {
+        ClientInitializeError::JsonRpcError(data) => McpError::JsonRpc {
+            code: data.code.0,
+            message: data.message.to_string(),
+        },
+        other => McpError::Connect(other.to_string()),
+    }
+}
+
+/// Spawns the server in its own process group, so launchers such as `npx`
+/// that start a grandchild are stopped with it. The server's stderr goes to
+/// our log, line by line, tagged with the service.
+fn spawn_stdio(
+    command: &str,
+    args: &[String],
+    env: &std::collections::BTreeMap<String, String>,
+    label: &str,
+) -> Result<TokioChildProcess, McpError> {
+    let mut cmd = tokio::process::Command::new(command);
+    cmd.args(args).envs(env);
+    let mut wrapped = CommandWrap::from(cmd);
+    wrapped.wrap(ProcessGroup::leader()).wrap(KillOnDrop);
+    let (child, stderr) = TokioChildProcess::builder(wrapped)
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| McpError::Spawn {
+            command: command.to_owned(),
+            reason: e.to_string(),
+        })?;
+    if let Some(stderr) = stderr {
+        let label: Arc<str> = Arc::from(label);
+        tokio::spawn(async move {
+            let mut lines = BufReader::new(stderr).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                tracing::debug!(service = %label, stderr = %line, "mcp server stderr");
+            }
+        });
+    }
+    Ok(child)
+}

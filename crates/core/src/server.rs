@@ -1,0 +1,111 @@
+//! The shape every service shares: bind a listener (port 0 in tests), run the
+//! actix server plus background tasks, and stop them together.
+
+use std::net::{SocketAddr, TcpListener};
+
+use actix_web::dev::{Server, ServerHandle};
+use tokio::task::JoinHandle;
+
+use crate::config::Settings;
+use crate::db::{self, DbPool};
+use crate::error::CoreError;
+use crate::events::EventBus;
+use crate::http::Readiness;
+
+/// A built service, bound but not yet running.
+pub struct Application {
+    addr: SocketAddr,
+    server: Server,
+    background: Vec<JoinHandle<()>>,
+}
+
+impl Application {
+    pub fn new(addr: SocketAddr, server: Server, background: Vec<JoinHandle<()>>) -> Self {
+        Application {
+            addr,
+            server,
+            background,
+        }
+    }
+
+    /// The address actually bound (the real port when asked for port 0).
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub fn port(&self) -> u16 {
+        self.addr.port()
+    }
+
+    pub fn handle(&self) -> ServerHandle {
+        self.server.handle()
+    }
+
+    /// Serves until the server stops (signal or handle), then stops the
+    /// background tasks.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let result = self.server.await;
+        for task in self.background {
+            task.abort();
+        }
+        result
+    }
+}
+
+pub fn bind(addr: SocketAddr) -> Result<(TcpListener, SocketAddr), CoreError> {
+    let listener = TcpListener::bind(addr)
+        .map_err(|e| CoreError::Config(format!("cannot listen on {addr}: {e}")))?;
+    let bound = listener
+        .local_addr()
+        .map_err(|e| CoreError::Internal(e.to_string()))?;
+    Ok((listener, bound))
+}
+
+/// The database pool and event bus a service needs.
+#[derive(Clone)]
+pub struct Dependencies {
+    pub pool: DbPool,
+    pub bus: EventBus,
+}
+
+impl Dependencies {
+    pub async fn connect(
+        settings: &Settings,
+        application_name: &str,
+    ) -> Result<Dependencies, CoreError> {
+        let pool = db::build_pool(&settings.database, application_name)?;
+        let bus = EventBus::connect(&settings.nats).await?;
+        Ok(Dependencies { pool, bus })
+    }
+
+    pub fn readiness(&self) -> Readiness {
+        Readiness {
+            pool: self.pool.clone(),
+            bus: self.bus.clone(),
+        }
+    }
+}
+
+/// The body of every service binary: read settings, start logging, run, and
+/// turn an error into a log line and a failing exit code.
+pub async fn run_binary<F, Fut>(name: &str, run: F) -> std::process::ExitCode
+where
+    F: FnOnce(Settings) -> Fut,
+    Fut: std::future::Future<Output = Result<(), CoreError>>,
+{
+    let settings = match Settings::from_env() {
+        Ok(settings) => settings,
+        Err(e) => {
+            eprintln!("{name}: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    crate::telemetry::init(settings.log_format);
+    match run(settings).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = %e, "{name} stopped");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

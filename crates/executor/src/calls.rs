@@ -1,0 +1,101 @@
+//! Calling a tool: find its route, check the arguments are an object, reuse
+//! the service's session, map the result.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use mcpo_core::mcp::McpError;
+use serde_json::{Map, Value};
+
+use crate::error::ExecutorError;
+use crate::results;
+use crate::routing::RoutingTable;
+use crate::sessions::Sessions;
+
+pub struct Executor {
+    pub routes: Arc<RoutingTable>,
+    pub sessions: Arc<Sessions>,
+    pub call_timeout: Duration,
+}
+
+impl Executor {
+    #[tracing::instrument(skip(self, body), fields(service = %service, tool = %endpoint_name))]
+    pub async fn call(
+        &self,
+        service: &str,
+        endpoint_name: &str,
+        body: &[u8],
+    ) -> Result<Value, ExecutorError> {
+        let arguments = parse_arguments(body)?;
+        let mut route = self
+            .routes
+            .service(service)
+            .await?
+            .ok_or_else(|| ExecutorError::ServiceNotFound(service.to_owned()))?;
+        if !route.tools.contains_key(endpoint_name) {
+            // The tool may be newer than our copy of the service.
+            self.routes.reload(service).await?;
+            route = self
+                .routes
+                .service(service)
+                .await?
+                .ok_or_else(|| ExecutorError::ServiceNotFound(service.to_owned()))?;
+        }
+        let tool = route
+            .tools
+            .get(endpoint_name)
+            .ok_or_else(|| ExecutorError::ToolNotFound {
+                service: service.to_owned(),
+                tool: endpoint_name.to_owned(),
+            })?;
+        let session = self.sessions.get(&route).await?;
+        match session.call_tool(tool, arguments, self.call_timeout).await {
+            Ok(result) => results::to_answer(tool, result),
+            Err(e) => {
+                if matches!(e, McpError::Closed) || session.is_closed() {
+                    // Next call opens a fresh session; this one is not retried
+                    // because the server may already have run the tool.
+                    self.sessions.discard(route.id);
+                }
+                Err(e.into())
+            }
+        }
+    }
+}
+
+/// The body is the tool's arguments: a JSON object, or nothing for a tool
+/// without arguments.
+fn parse_arguments(body: &[u8]) -> Result<Option<Map<String, Value>>, ExecutorError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(None);
+    }
+    match serde_json::from_slice::<Value>(body) {
+        Ok(Value::Object(map)) => Ok(Some(map)),
+        Ok(_) => Err(ExecutorError::InvalidArguments(
+            "the body must be a JSON object holding the tool's arguments".into(),
+        )),
+        Err(e) => Err(ExecutorError::InvalidJson(format!(
+            "the body is not valid JSON: {e}"
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn arguments() {
+        assert!(parse_arguments(b"").unwrap().is_none());
+        assert!(parse_arguments(b" \n").unwrap().is_none());
+        assert_eq!(parse_arguments(br#"{"a":1}"#).unwrap().unwrap()["a"], 1);
+        assert!(matches!(
+            parse_arguments(b"[1]"),
+            Err(ExecutorError::InvalidArguments(_))
+        ));
+        assert!(matches!(
+            parse_arguments(b"{"),
+            Err(ExecutorError::InvalidJson(_))
+        ));
+    }
+}

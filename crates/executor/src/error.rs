@@ -1,0 +1,44 @@
+use mcpo_core::mcp::McpError;
+use mcpo_core::{ApiError, CoreError, ErrorCode};
+use serde_json::{json, Value};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ExecutorError {
+    #[error("no service named `{0}` is registered")]
+    ServiceNotFound(String),
+    #[error("service `{service}` has no tool `{tool}`")]
+    ToolNotFound { service: String, tool: String },
+    #[error("{0}")]
+    InvalidJson(String),
+    #[error("{0}")]
+    InvalidArguments(String),
+    #[error("the tool `{tool}` reported an error")]
+    ToolError { tool: String, content: Vec<Value> },
+    #[error(transparent)]
+    Upstream(#[from] McpError),
+    #[error(transparent)]
+    Core(#[from] CoreError),
+}
+
+impl From<ExecutorError> for ApiError {
+    fn from(e: ExecutorError) -> Self {
+        match e {
+            ExecutorError::ServiceNotFound(_) => {
+                ApiError::new(ErrorCode::ServiceNotFound, e.to_string())
+            }
+            ExecutorError::ToolNotFound { .. } => {
+                ApiError::new(ErrorCode::ToolNotFound, e.to_string())
+            }
+            ExecutorError::InvalidJson(message) => ApiError::new(ErrorCode::InvalidJson, message),
+            ExecutorError::InvalidArguments(message) => {
+                ApiError::new(ErrorCode::InvalidRequest, message)
+            }
+            ExecutorError::ToolError { ref content, .. } => {
+                let details = json!({ "content": content });
+                ApiError::new(ErrorCode::ToolError, e.to_string()).with_details(details)
+            }
+            ExecutorError::Upstream(e) => e.into(),
+            ExecutorError::Core(e) => e.into(),
+        }
+    }
+}

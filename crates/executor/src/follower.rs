@@ -1,0 +1,41 @@
+//! Keeps the routing table current: every replica reads every `tools.updated`
+//! event (its own ordered consumer) and reloads that service from Postgres.
+
+use std::sync::Arc;
+
+use futures::StreamExt;
+use mcpo_core::events::{Event, ToolsChange};
+
+use crate::routing::{RouteChange, RoutingTable};
+use crate::sessions::Sessions;
+
+pub async fn follow(
+    events: impl futures::Stream<Item = mcpo_core::events::EventEnvelope> + Send + 'static,
+    routes: Arc<RoutingTable>,
+    sessions: Arc<Sessions>,
+) {
+    futures::pin_mut!(events);
+    while let Some(envelope) = events.next().await {
+        let Event::ToolsUpdated(update) = envelope.event else {
+            continue;
+        };
+        if update.change == ToolsChange::Deleted {
+            routes.forget(update.service_id);
+            sessions.discard(update.service_id);
+        }
+        match routes.reload(&update.service_name).await {
+            Ok(RouteChange::Removed(route)) => {
+                sessions.discard(route.id);
+                tracing::info!(service = %update.service_name, "route removed");
+            }
+            Ok(RouteChange::Upserted(route)) => {
+                tracing::info!(service = %route.name, revision = route.revision, tools = route.tools.len(), "route updated");
+            }
+            Ok(RouteChange::Unchanged) => {}
+            Err(e) => {
+                tracing::error!(error = %e, service = %update.service_name, "cannot reload route")
+            }
+        }
+    }
+    tracing::warn!("event stream ended; routes follow Postgres look-ups only");
+}

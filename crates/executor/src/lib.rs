@@ -1,0 +1,68 @@
+//! The tool executor: `POST /tools/{service}/{tool}`.
+
+pub mod calls;
+pub mod error;
+pub mod follower;
+pub mod results;
+pub mod routes;
+pub mod routing;
+pub mod sessions;
+
+use std::sync::Arc;
+
+use actix_web::middleware::from_fn;
+use actix_web::{web, App, HttpServer};
+use mcpo_core::config::Settings;
+use mcpo_core::http::{health_routes, json_errors, not_found, request_id_middleware};
+use mcpo_core::server::{bind, Application, Dependencies};
+use mcpo_core::CoreError;
+
+use crate::calls::Executor;
+use crate::routing::RoutingTable;
+use crate::sessions::Sessions;
+
+const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// Builds the executor: subscribes to events first, then loads every route,
+/// so no change made in between is missed.
+pub async fn build(settings: &Settings, deps: Dependencies) -> Result<Application, CoreError> {
+    let events = deps.bus.subscribe(&["tools.updated"]).await?;
+    let routes = Arc::new(RoutingTable::new(deps.pool.clone()));
+    let loaded = routes.load_all().await?;
+    tracing::info!(services = loaded, "routes loaded");
+    let sessions = Arc::new(Sessions::new(settings.mcp_connect_timeout));
+    let follower = tokio::spawn(follower::follow(events, routes.clone(), sessions.clone()));
+
+    let (listener, addr) = bind(settings.executor_addr)?;
+    let executor = web::Data::new(Executor {
+        routes,
+        sessions,
+        call_timeout: settings.tool_call_timeout,
+    });
+    let readiness = web::Data::new(deps.readiness());
+    let server = HttpServer::new(move || {
+        App::new()
+            .wrap(json_errors())
+            .wrap(from_fn(request_id_middleware))
+            .app_data(web::PayloadConfig::new(MAX_BODY_BYTES))
+            .app_data(executor.clone())
+            .app_data(readiness.clone())
+            .configure(health_routes)
+            .configure(routes::configure)
+            .default_service(web::to(not_found))
+    })
+    .workers(settings.http_workers)
+    .listen(listener)
+    .map_err(|e| CoreError::Internal(e.to_string()))?
+    .run();
+    Ok(Application::new(addr, server, vec![follower]))
+}
+
+pub async fn run(settings: Settings) -> Result<(), CoreError> {
+    let deps = Dependencies::connect(&settings, "mcpo-executor").await?;
+    let app = build(&settings, deps).await?;
+    tracing::info!(addr = %app.addr(), "executor listening");
+    app.run_until_stopped()
+        .await
+        .map_err(|e| CoreError::Internal(e.to_string()))
+}

@@ -1,0 +1,18 @@
+use actix_web::{web, HttpResponse};
+use mcpo_core::ApiError;
+
+use crate::calls::Executor;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/tools/{service}/{tool}", web::post().to(call_tool));
+}
+
+async fn call_tool(
+    executor: web::Data<Executor>,
+    path: web::Path<(String, String)>,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    let (service, tool) = path.into_inner();
+    let answer = executor.call(&service, &tool, &body).await?;
+    Ok(HttpResponse::Ok().json(answer))
+}

@@ -1,0 +1,150 @@
+//! The executor's routing table: which tools exist and how to reach their
+//! servers. A cache of Postgres, kept current by `tools.updated` events, with
+//! a database look-up on a miss (so a tool is callable as soon as the
+//! registry has answered, even before the event arrives).
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, RwLock};
+
+use mcpo_core::db::queries::{self, ServiceRecord};
+use mcpo_core::db::DbPool;
+use mcpo_core::domain::TransportConfig;
+use mcpo_core::CoreError;
+use uuid::Uuid;
+
+#[derive(Debug)]
+pub struct ServiceRoute {
+    pub id: Uuid,
+    pub name: String,
+    pub revision: i64,
+    pub transport: TransportConfig,
+    /// Endpoint name → MCP tool name.
+    pub tools: HashMap<String, String>,
+}
+
+impl ServiceRoute {
+    fn from_record(record: &ServiceRecord) -> Result<ServiceRoute, CoreError> {
+        Ok(ServiceRoute {
+            id: record.service.id,
+            name: record.service.name.clone(),
+            revision: record.service.revision,
+            transport: record.transport()?,
+            tools: record
+                .tools
+                .iter()
+                .filter_map(|t| {
+                    let endpoint_name = t.tool.endpoint.rsplit('/').next()?;
+                    Some((endpoint_name.to_owned(), t.tool.name.clone()))
+                })
+                .collect(),
+        })
+    }
+}
+
+#[derive(Default)]
+struct Table {
+    by_name: HashMap<String, Arc<ServiceRoute>>,
+    /// Ids of deleted services, so a slow miss look-up cannot bring one back.
+    deleted: HashSet<Uuid>,
+}
+
+pub struct RoutingTable {
+    pool: DbPool,
+    table: RwLock<Table>,
+}
+
+/// What changed for a service when the table was updated.
+pub enum RouteChange {
+    Upserted(Arc<ServiceRoute>),
+    Removed(Arc<ServiceRoute>),
+    Unchanged,
+}
+
+impl RoutingTable {
+    pub fn new(pool: DbPool) -> Self {
+        RoutingTable {
+            pool,
+            table: RwLock::new(Table::default()),
+        }
+    }
+
+    /// Replaces the whole table with what Postgres holds.
+    pub async fn load_all(&self) -> Result<usize, CoreError> {
+        let records = queries::all_services(&mut *self.pool.get().await?).await?;
+        let mut by_name = HashMap::new();
+        for record in &records {
+            by_name.insert(
+                record.service.name.clone(),
+                Arc::new(ServiceRoute::from_record(record)?),
+            );
+        }
+        let count = by_name.len();
+        self.write().by_name = by_name;
+        Ok(count)
+    }
+
+    /// The route of a service, from the cache or else from Postgres.
+    pub async fn service(&self, name: &str) -> Result<Option<Arc<ServiceRoute>>, CoreError> {
+        if let Some(route) = self.read().by_name.get(name) {
+            return Ok(Some(route.clone()));
+        }
+        // The event follower may have put it there meanwhile: read the table again.
+        self.reload(name).await?;
+        Ok(self.read().by_name.get(name).cloned())
+    }
+
+    /// Reads one service from Postgres and puts it in the table (or removes it).
+    pub async fn reload(&self, name: &str) -> Result<RouteChange, CoreError> {
+        let record = queries::find_service(&mut *self.pool.get().await?, name).await?;
+        let mut table = self.write();
+        match record {
+            Some(record) => {
+                let route = Arc::new(ServiceRoute::from_record(&record)?);
+                if table.deleted.contains(&route.id) {
+                    return Ok(RouteChange::Unchanged);
+                }
+                let newer = match table.by_name.get(name) {
+                    Some(existing) => existing.id != route.id || existing.revision < route.revision,
+                    None => true,
+                };
+                if !newer {
+                    return Ok(RouteChange::Unchanged);
+                }
+                table.by_name.insert(name.to_owned(), route.clone());
+                Ok(RouteChange::Upserted(route))
+            }
+            None => Ok(match table.by_name.remove(name) {
+                Some(route) => {
+                    table.deleted.insert(route.id);
+                    RouteChange::Removed(route)
+                }
+                None => RouteChange::Unchanged,
+            }),
+        }
+    }
+
+    /// Marks a service id as deleted (from a `tools.updated` deletion event).
+    pub fn forget(&self, id: Uuid) {
+        self.write().deleted.insert(id);
+    }
+
+    pub fn len(&self) -> usize {
+        self.read().by_name.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Table> {
+        self.table
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Table> {
+        self.table
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}

@@ -1,0 +1,72 @@
+//! `mcpo`: run the whole platform in one process, apply migrations, or serve
+//! the fixture MCP server.
+
+use clap::{Parser, Subcommand};
+
+mod up;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "mcpo",
+    version,
+    about = "MCPO: every MCP server as plain, documented REST endpoints"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run registry, executor and publisher in one process (creates the database and applies migrations first).
+    Up {
+        /// Also register the built-in fixture MCP server as service `demo`.
+        #[arg(long)]
+        demo: bool,
+    },
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Serve the fixture MCP server (tests, benchmarks and the demo use it).
+    Fixture {
+        #[command(subcommand)]
+        command: mcpo_fixture::FixtureCommand,
+    },
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("mcpo: cannot start the runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let result = match cli.command {
+        Command::Fixture { command } => runtime.block_on(mcpo_fixture::run(command)),
+        Command::Migrate => runtime.block_on(migrate()),
+        // actix's server wants a LocalSet-capable system; run it the way actix_web::main does.
+        Command::Up { demo } => {
+            actix_web::rt::System::with_tokio_rt(move || runtime).block_on(up::up(demo))
+        }
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("mcpo: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn migrate() -> anyhow::Result<()> {
+    let settings = mcpo_core::Settings::from_env()?;
+    mcpo_core::telemetry::init(settings.log_format);
+    mcpo_core::db::create_database_if_missing(&settings.database.url).await?;
+    let applied = mcpo_core::db::run_migrations(&settings.database.url).await?;
+    println!("{} migration(s) applied", applied.len());
+    Ok(())
+}

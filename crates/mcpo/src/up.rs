@@ -1,0 +1,77 @@
+//! `mcpo up`: everything a newcomer needs, in one process.
+
+use anyhow::Context;
+use mcpo_core::domain::TransportConfig;
+use mcpo_core::server::Dependencies;
+use mcpo_core::Settings;
+use mcpo_registry::services::RegisterService;
+use mcpo_registry::Registry;
+
+pub const DEMO_SERVICE: &str = "demo";
+
+pub async fn up(demo: bool) -> anyhow::Result<()> {
+    let settings = Settings::from_env()?;
+    mcpo_core::telemetry::init(settings.log_format);
+    if mcpo_core::db::create_database_if_missing(&settings.database.url).await? {
+        tracing::info!("database created");
+    }
+    mcpo_core::db::run_migrations(&settings.database.url)
+        .await
+        .context("applying migrations")?;
+    let deps = Dependencies::connect(&settings, "mcpo-up").await?;
+
+    let registry = mcpo_registry::build(&settings, deps.clone())?;
+    let executor = mcpo_executor::build(&settings, deps.clone()).await?;
+    let publisher = mcpo_publisher::build(&settings, deps.clone()).await?;
+
+    if demo {
+        register_demo(&settings, &deps).await?;
+    }
+    println!("MCPO is running");
+    println!(
+        "  registry   http://{}/api/v1/mcpo/services",
+        registry.addr()
+    );
+    println!(
+        "  executor   http://{}/tools/{{service}}/{{tool}}",
+        executor.addr()
+    );
+    println!("  publisher  http://{}/openapi.json", publisher.addr());
+    if demo {
+        println!("  demo       curl -X POST {}/tools/{DEMO_SERVICE}/echo -H 'content-type: application/json' -d '{{\"message\":\"hi\"}}'", settings.executor_public_url);
+    }
+
+    let (r, e, p) = tokio::join!(
+        registry.run_until_stopped(),
+        executor.run_until_stopped(),
+        publisher.run_until_stopped()
+    );
+    r.and(e).and(p).context("a server failed")
+}
+
+/// Registers the fixture server (this very binary, `mcpo fixture stdio`) as
+/// `demo`, unless a service of that name already exists.
+async fn register_demo(settings: &Settings, deps: &Dependencies) -> anyhow::Result<()> {
+    let registry = Registry::new(settings, deps);
+    let command = std::env::current_exe()?.to_string_lossy().into_owned();
+    let request = RegisterService {
+        name: DEMO_SERVICE.into(),
+        description: Some("MCPO's fixture MCP server: echo, add, fail, slow".into()),
+        transport: TransportConfig::Stdio {
+            command,
+            args: vec!["fixture".into(), "stdio".into()],
+            env: Default::default(),
+        },
+    };
+    match registry.register(request).await {
+        Ok(service) => tracing::info!(
+            tools = service.tools.map(|t| t.len()).unwrap_or(0),
+            "demo service registered"
+        ),
+        Err(mcpo_registry::error::RegistryError::NameTaken(_)) => {
+            tracing::info!("demo service already registered")
+        }
+        Err(e) => return Err(e.into()),
+    }
+    Ok(())
+}

@@ -1,0 +1,181 @@
+use mcpo_test_support::{TestApp, ToolsFile};
+use serde_json::{json, Value};
+
+use crate::stdio_fixture;
+
+#[tokio::test]
+async fn maps_tool_results_to_http_answers() {
+    let app = TestApp::spawn().await;
+    assert_eq!(app.register(&stdio_fixture("fx", None)).await.status(), 201);
+
+    let echo = app
+        .call_tool("fx", "echo", &json!({ "message": "hello" }))
+        .await;
+    assert_eq!(echo.status(), 200);
+    assert_eq!(echo.json::<Value>().await.unwrap(), json!("hello"));
+
+    // Text that is JSON comes back as JSON.
+    let json_text = app
+        .call_tool("fx", "echo", &json!({ "message": "{\"k\": [1, 2]}" }))
+        .await;
+    assert_eq!(
+        json_text.json::<Value>().await.unwrap(),
+        json!({ "k": [1, 2] })
+    );
+
+    let add = app.call_tool("fx", "add", &json!({ "a": 2, "b": 3 })).await;
+    assert_eq!(add.status(), 200);
+    assert_eq!(add.json::<Value>().await.unwrap(), json!({ "sum": 5.0 }));
+
+    let fail = app
+        .call_tool("fx", "fail", &json!({ "message": "broken on purpose" }))
+        .await;
+    assert_eq!(fail.status(), 502);
+    let body: Value = fail.json().await.unwrap();
+    assert_eq!(body["code"], "tool_error");
+    assert_eq!(body["details"]["content"][0]["text"], "broken on purpose");
+
+    let unknown_tool = app.call_tool("fx", "nope", &json!({})).await;
+    assert_eq!(unknown_tool.status(), 404);
+    assert_eq!(
+        unknown_tool.json::<Value>().await.unwrap()["code"],
+        "tool_not_found"
+    );
+    let unknown_service = app.call_tool("nope", "echo", &json!({})).await;
+    assert_eq!(unknown_service.status(), 404);
+    assert_eq!(
+        unknown_service.json::<Value>().await.unwrap()["code"],
+        "service_not_found"
+    );
+}
+
+#[tokio::test]
+async fn rejects_bodies_that_are_not_argument_objects() {
+    let app = TestApp::spawn().await;
+    assert_eq!(app.register(&stdio_fixture("fx", None)).await.status(), 201);
+    let url = format!("{}/tools/fx/echo", app.executor_url);
+
+    let not_json = app.http.post(&url).body("{not json").send().await.unwrap();
+    assert_eq!(not_json.status(), 400);
+    assert_eq!(
+        not_json.json::<Value>().await.unwrap()["code"],
+        "invalid_json"
+    );
+
+    let array = app
+        .http
+        .post(&url)
+        .json(&json!([1, 2]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(array.status(), 422);
+    assert_eq!(
+        array.json::<Value>().await.unwrap()["code"],
+        "invalid_request"
+    );
+
+    // The server itself refuses arguments of the wrong type.
+    let wrong = app
+        .call_tool("fx", "add", &json!({ "a": "two", "b": 3 }))
+        .await;
+    assert_eq!(wrong.status(), 422, "{:?}", wrong.text().await);
+}
+
+/// Every process whose command line mentions `marker`.
+fn processes_mentioning(marker: &str) -> usize {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|entry| std::fs::read(entry.ok()?.path().join("cmdline")).ok())
+        .filter(|cmdline| String::from_utf8_lossy(cmdline).contains(marker))
+        .count()
+}
+
+#[tokio::test]
+async fn concurrent_calls_share_one_stdio_session() {
+    let app = TestApp::spawn().await;
+    // A tools file unique to this test lets us find the server's process.
+    let tools_file = ToolsFile::new(&["echo", "slow"]);
+    assert_eq!(
+        app.register(&stdio_fixture("fx", Some(&tools_file.path)))
+            .await
+            .status(),
+        201
+    );
+    let marker = tools_file.path.to_string_lossy().into_owned();
+
+    let calls = (0..24).map(|i| {
+        let app = &app;
+        async move {
+            let response = app.call_tool("fx", "slow", &json!({ "ms": 200 + i })).await;
+            assert_eq!(response.status(), 200);
+            response.json::<Value>().await.unwrap()
+        }
+    });
+    let answers = futures::future::join_all(calls).await;
+    for (i, answer) in answers.iter().enumerate() {
+        assert_eq!(answer, &json!(format!("slept {}ms", 200 + i)));
+    }
+    assert_eq!(
+        processes_mentioning(&marker),
+        1,
+        "one server process serves every call"
+    );
+    let echo = app
+        .call_tool("fx", "echo", &json!({ "message": "still one" }))
+        .await;
+    assert_eq!(echo.status(), 200);
+    assert_eq!(processes_mentioning(&marker), 1);
+}
+
+#[tokio::test]
+async fn a_crashed_stdio_server_is_started_again_on_the_next_call() {
+    let app = TestApp::spawn().await;
+    let tools_file = ToolsFile::new(&["echo"]);
+    assert_eq!(
+        app.register(&stdio_fixture("fx", Some(&tools_file.path)))
+            .await
+            .status(),
+        201
+    );
+    let marker = tools_file.path.to_string_lossy().into_owned();
+    assert_eq!(
+        app.call_tool("fx", "echo", &json!({ "message": "1" }))
+            .await
+            .status(),
+        200
+    );
+
+    kill_processes_mentioning(&marker);
+    let mut status = 0;
+    // The first call after the crash may fail (the session was in use); a later one reconnects.
+    for _ in 0..3 {
+        status = app
+            .call_tool("fx", "echo", &json!({ "message": "2" }))
+            .await
+            .status()
+            .as_u16();
+        if status == 200 {
+            break;
+        }
+        assert_eq!(status, 502);
+    }
+    assert_eq!(status, 200);
+}
+
+fn kill_processes_mentioning(marker: &str) {
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
+        if String::from_utf8_lossy(&cmdline).contains(marker) {
+            let pid = entry.file_name().to_string_lossy().into_owned();
+            let _ = std::process::Command::new("kill")
+                .args(["-9", &pid])
+                .status();
+        }
+    }
+    while processes_mentioning(marker) > 0 {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}

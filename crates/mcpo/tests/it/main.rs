@@ -1,0 +1,15 @@
+//! End-to-end tests of MCPO: the three services in-process against real
+//! Postgres, NATS and MCP servers (the fixture and server-everything).
+
+mod events;
+mod executor;
+mod failures;
+mod http;
+mod publisher;
+mod registry;
+
+pub const MCPO: &str = env!("CARGO_BIN_EXE_mcpo");
+
+pub fn stdio_fixture(name: &str, tools_file: Option<&std::path::Path>) -> serde_json::Value {
+    serde_json::json!({ "name": name, "transport": mcpo_test_support::fixture_stdio(MCPO, tools_file) })
+}

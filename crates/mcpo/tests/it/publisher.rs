@@ -1,0 +1,89 @@
+use mcpo_test_support::{FixtureHttp, TestApp};
+use serde_json::{json, Value};
+
+use crate::stdio_fixture;
+
+#[tokio::test]
+async fn document_lists_every_tool_with_its_schemas_and_validates() {
+    let app = TestApp::spawn().await;
+    let empty = app.openapi().await;
+    assert_eq!(empty["openapi"], "3.1.0");
+    assert_eq!(empty["paths"], json!({}));
+
+    let fixture = FixtureHttp::start(None).await;
+    assert_eq!(app.register(&stdio_fixture("fx", None)).await.status(), 201);
+    assert_eq!(
+        app.register(&json!({ "name": "web", "transport": fixture.transport() }))
+            .await
+            .status(),
+        201
+    );
+    let doc = app
+        .wait_for_openapi(|doc| {
+            doc["paths"].get("/tools/fx/echo").is_some()
+                && doc["paths"].get("/tools/web/add").is_some()
+        })
+        .await;
+
+    assert_eq!(doc["servers"][0]["url"], app.executor_url);
+    assert_eq!(doc["paths"].as_object().unwrap().len(), 8);
+    let add = &doc["paths"]["/tools/fx/add"]["post"];
+    assert_eq!(add["operationId"], "fx__add");
+    assert_eq!(add["tags"], json!(["fx"]));
+    assert_eq!(
+        add["requestBody"]["content"]["application/json"]["schema"]["required"],
+        json!(["a", "b"])
+    );
+    assert_eq!(
+        add["responses"]["200"]["content"]["application/json"]["schema"]["properties"]["sum"]
+            ["type"],
+        "number"
+    );
+    assert_eq!(
+        add["responses"]["502"]["content"]["application/json"]["schema"]["$ref"],
+        "#/components/schemas/Error"
+    );
+    let echo = &doc["paths"]["/tools/fx/echo"]["post"];
+    assert_eq!(echo["summary"], "Echo");
+    assert_eq!(echo["x-mcp-annotations"]["readOnlyHint"], true);
+    let tags: Vec<&str> = doc["tags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(tags, ["fx", "web"]);
+
+    mcpo_test_support::validate_openapi(&doc);
+}
+
+#[tokio::test]
+async fn etag_answers_not_modified_until_the_document_changes() {
+    let app = TestApp::spawn().await;
+    let url = format!("{}/openapi.json", app.publisher_url);
+    let first = app.http.get(&url).send().await.unwrap();
+    let etag = first.headers()["etag"].to_str().unwrap().to_owned();
+    let cached = app
+        .http
+        .get(&url)
+        .header("if-none-match", &etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cached.status(), 304);
+
+    assert_eq!(app.register(&stdio_fixture("fx", None)).await.status(), 201);
+    let doc: Value = app
+        .wait_for_openapi(|doc| doc["paths"].get("/tools/fx/echo").is_some())
+        .await;
+    assert!(doc["paths"].get("/tools/fx/add").is_some());
+    let fresh = app
+        .http
+        .get(&url)
+        .header("if-none-match", &etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(fresh.status(), 200);
+    assert_ne!(fresh.headers()["etag"].to_str().unwrap(), etag);
+}

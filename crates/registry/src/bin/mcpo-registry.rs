@@ -1,0 +1,4 @@
+#[actix_web::main]
+async fn main() -> std::process::ExitCode {
+    mcpo_core::server::run_binary("mcpo-registry", mcpo_registry::run).await
+}

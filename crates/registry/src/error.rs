@@ -1,0 +1,57 @@
+use mcpo_core::mcp::McpError;
+use mcpo_core::{ApiError, CoreError, ErrorCode};
+
+/// Everything a registry operation can fail with; `From<RegistryError> for
+/// ApiError` below is the one place that picks status and code.
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    #[error("`{field}` {problem}")]
+    InvalidField { field: String, problem: String },
+    #[error("a service named `{0}` is already registered")]
+    NameTaken(String),
+    #[error("no service named `{0}` is registered")]
+    ServiceNotFound(String),
+    #[error(transparent)]
+    Upstream(#[from] McpError),
+    #[error(transparent)]
+    Core(#[from] CoreError),
+}
+
+impl RegistryError {
+    pub fn invalid(field: impl Into<String>, problem: impl Into<String>) -> Self {
+        RegistryError::InvalidField {
+            field: field.into(),
+            problem: problem.into(),
+        }
+    }
+}
+
+impl From<diesel::result::Error> for RegistryError {
+    fn from(e: diesel::result::Error) -> Self {
+        RegistryError::Core(e.into())
+    }
+}
+
+impl From<mcpo_core::db::PoolError> for RegistryError {
+    fn from(e: mcpo_core::db::PoolError) -> Self {
+        RegistryError::Core(e.into())
+    }
+}
+
+impl From<RegistryError> for ApiError {
+    fn from(e: RegistryError) -> Self {
+        match e {
+            RegistryError::InvalidField { field, problem } => {
+                ApiError::invalid_field(field, problem)
+            }
+            RegistryError::NameTaken(_) => {
+                ApiError::new(ErrorCode::ServiceNameTaken, e.to_string())
+            }
+            RegistryError::ServiceNotFound(_) => {
+                ApiError::new(ErrorCode::ServiceNotFound, e.to_string())
+            }
+            RegistryError::Upstream(e) => e.into(),
+            RegistryError::Core(e) => e.into(),
+        }
+    }
+}

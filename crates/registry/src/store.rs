@@ -1,0 +1,206 @@
+//! Registry writes. Each public function is one transaction, so a failure
+//! leaves nothing half-written.
+
+use diesel::prelude::*;
+use diesel::result::{DatabaseErrorKind, Error as DieselError};
+use diesel::upsert::excluded;
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use mcpo_core::db::models::{NewServiceRow, NewToolRow, NewToolSchemaRow, ServiceRow};
+use mcpo_core::db::queries::{self, ServiceRecord};
+use mcpo_core::db::schema::{mcp_services, tool_schemas, tools};
+use mcpo_core::domain::naming::{endpoint_names, endpoint_path};
+use mcpo_core::domain::schema_hash::schema_pair_hash;
+use mcpo_core::domain::{DiscoveredServer, DiscoveredTool, ServiceStatus, TransportConfig};
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::error::RegistryError;
+
+const SCHEMA_TYPE: &str = "json_schema";
+
+pub struct NewService<'a> {
+    pub name: &'a str,
+    pub description: Option<&'a str>,
+    pub transport: &'a TransportConfig,
+}
+
+pub async fn service_exists(
+    conn: &mut AsyncPgConnection,
+    name: &str,
+) -> Result<bool, RegistryError> {
+    let found: i64 = mcp_services::table
+        .filter(mcp_services::name.eq(name))
+        .count()
+        .get_result(conn)
+        .await?;
+    Ok(found > 0)
+}
+
+/// Stores a service with everything discovery found.
+pub async fn insert_service(
+    conn: &mut AsyncPgConnection,
+    new: &NewService<'_>,
+    discovered: &DiscoveredServer,
+) -> Result<ServiceRecord, RegistryError> {
+    let transport = serde_json::to_value(new.transport)
+        .map_err(|e| mcpo_core::CoreError::Internal(e.to_string()))?;
+    let name = new.name.to_owned();
+    conn.transaction(async |conn| {
+        let id = Uuid::now_v7();
+        let inserted = diesel::insert_into(mcp_services::table)
+            .values(NewServiceRow {
+                id,
+                name: new.name,
+                description: new.description,
+                status: ServiceStatus::Active.as_str(),
+                transport: &transport,
+                server_info: Some(&discovered.server_info),
+                protocol_version: Some(&discovered.protocol_version),
+                instructions: discovered.instructions.as_deref(),
+            })
+            .execute(conn)
+            .await;
+        match inserted {
+            Err(DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _)) => {
+                return Err(RegistryError::NameTaken(name.clone()));
+            }
+            other => other?,
+        };
+        insert_tools(conn, id, new.name, &discovered.tools).await?;
+        load(conn, new.name).await
+    })
+    .await
+}
+
+/// Replaces the tools of a service when they differ from what is stored, and
+/// bumps its revision. Returns the record and whether anything changed.
+pub async fn replace_tools(
+    conn: &mut AsyncPgConnection,
+    current: &ServiceRecord,
+    discovered: &DiscoveredServer,
+) -> Result<(ServiceRecord, bool), RegistryError> {
+    if same_tools(current, &discovered.tools) {
+        return Ok((current.clone(), false));
+    }
+    let service_id = current.service.id;
+    let name = current.service.name.clone();
+    let revision = current.service.revision;
+    conn.transaction(async |conn| {
+        // Guarded by the revision we read: a concurrent refresh or delete makes
+        // this update touch no row, and we report the service as gone or retry-able.
+        let updated = diesel::update(mcp_services::table)
+            .filter(
+                mcp_services::id
+                    .eq(service_id)
+                    .and(mcp_services::revision.eq(revision)),
+            )
+            .set((
+                mcp_services::revision.eq(revision + 1),
+                mcp_services::server_info.eq(Some(&discovered.server_info)),
+                mcp_services::protocol_version.eq(Some(&discovered.protocol_version)),
+                mcp_services::instructions.eq(discovered.instructions.as_deref()),
+                mcp_services::updated_at.eq(diesel::dsl::now),
+            ))
+            .execute(conn)
+            .await?;
+        if updated == 0 {
+            return Err(RegistryError::ServiceNotFound(name.clone()));
+        }
+        diesel::delete(tools::table.filter(tools::service_id.eq(service_id)))
+            .execute(conn)
+            .await?;
+        insert_tools(conn, service_id, &name, &discovered.tools).await?;
+        Ok((load(conn, &name).await?, true))
+    })
+    .await
+}
+
+/// Deletes a service and its tools; returns the deleted row.
+pub async fn delete_service(
+    conn: &mut AsyncPgConnection,
+    name: &str,
+) -> Result<ServiceRow, RegistryError> {
+    diesel::delete(mcp_services::table.filter(mcp_services::name.eq(name)))
+        .returning(ServiceRow::as_returning())
+        .get_result(conn)
+        .await
+        .optional()?
+        .ok_or_else(|| RegistryError::ServiceNotFound(name.to_owned()))
+}
+
+async fn load(conn: &mut AsyncPgConnection, name: &str) -> Result<ServiceRecord, RegistryError> {
+    queries::find_service(conn, name)
+        .await?
+        .ok_or_else(|| RegistryError::ServiceNotFound(name.to_owned()))
+}
+
+async fn insert_tools(
+    conn: &mut AsyncPgConnection,
+    service_id: Uuid,
+    service_name: &str,
+    discovered: &[DiscoveredTool],
+) -> Result<(), RegistryError> {
+    let names = endpoint_names(discovered.iter().map(|t| t.name.as_str()));
+    for (tool, endpoint_name) in discovered.iter().zip(names) {
+        let schema_id =
+            upsert_schema(conn, &tool.input_schema, tool.output_schema.as_ref()).await?;
+        let endpoint = endpoint_path(service_name, &endpoint_name);
+        diesel::insert_into(tools::table)
+            .values(NewToolRow {
+                id: Uuid::now_v7(),
+                service_id,
+                name: &tool.name,
+                title: tool.title.as_deref(),
+                description: tool.description.as_deref(),
+                endpoint: &endpoint,
+                annotations: tool.annotations.as_ref(),
+                schema_id,
+            })
+            .execute(conn)
+            .await?;
+    }
+    Ok(())
+}
+
+/// Returns the id of the stored schema pair, inserting it when new. The no-op
+/// update makes `RETURNING` give the existing row's id on conflict.
+async fn upsert_schema(
+    conn: &mut AsyncPgConnection,
+    input: &Value,
+    output: Option<&Value>,
+) -> Result<Uuid, RegistryError> {
+    let hash = schema_pair_hash(SCHEMA_TYPE, input, output);
+    let id = diesel::insert_into(tool_schemas::table)
+        .values(NewToolSchemaRow {
+            id: Uuid::now_v7(),
+            schema_type: SCHEMA_TYPE,
+            input_schema: input,
+            output_schema: output,
+            content_hash: &hash,
+        })
+        .on_conflict(tool_schemas::content_hash)
+        .do_update()
+        .set(tool_schemas::content_hash.eq(excluded(tool_schemas::content_hash)))
+        .returning(tool_schemas::id)
+        .get_result(conn)
+        .await?;
+    Ok(id)
+}
+
+fn same_tools(current: &ServiceRecord, discovered: &[DiscoveredTool]) -> bool {
+    if current.tools.len() != discovered.len() {
+        return false;
+    }
+    let mut stored: Vec<_> = current.tools.iter().collect();
+    stored.sort_by(|a, b| a.tool.name.cmp(&b.tool.name));
+    let mut fresh: Vec<_> = discovered.iter().collect();
+    fresh.sort_by(|a, b| a.name.cmp(&b.name));
+    stored.iter().zip(fresh).all(|(s, f)| {
+        s.tool.name == f.name
+            && s.tool.title == f.title
+            && s.tool.description == f.description
+            && s.tool.annotations == f.annotations
+            && s.schema.content_hash
+                == schema_pair_hash(SCHEMA_TYPE, &f.input_schema, f.output_schema.as_ref())
+    })
+}

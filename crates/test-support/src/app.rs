@@ -1,0 +1,167 @@
+//! The three services running in-process on port 0 against a test database
+//! and test NATS stream of their own.
+
+use std::time::Duration;
+
+use actix_web::dev::ServerHandle;
+use mcpo_core::config::Settings;
+use mcpo_core::server::Dependencies;
+use serde_json::Value;
+
+use crate::database::TestDatabase;
+
+pub struct TestApp {
+    pub registry_url: String,
+    pub executor_url: String,
+    pub publisher_url: String,
+    pub http: reqwest::Client,
+    pub settings: Settings,
+    pub deps: Dependencies,
+    handles: Vec<ServerHandle>,
+    _database: TestDatabase,
+}
+
+/// Settings pointing at a fresh database and a NATS stream and prefix of our own.
+pub fn isolated_settings(database: &TestDatabase) -> Settings {
+    let mut settings = Settings::local_defaults();
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    settings.database.url = database.url.clone();
+    settings.database.pool_size = 4;
+    settings.nats.url =
+        std::env::var("MCPO_TEST_NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".into());
+    settings.nats.subject_prefix = format!("t{id}");
+    settings.nats.stream = format!("T{id}");
+    settings.registry_addr = ([127, 0, 0, 1], 0).into();
+    settings.executor_addr = ([127, 0, 0, 1], 0).into();
+    settings.publisher_addr = ([127, 0, 0, 1], 0).into();
+    settings.http_workers = 1;
+    settings.mcp_connect_timeout = Duration::from_secs(20);
+    settings.tool_call_timeout = Duration::from_secs(20);
+    settings
+}
+
+impl TestApp {
+    pub async fn spawn() -> TestApp {
+        TestApp::spawn_with(|_| {}).await
+    }
+
+    /// Starts all services; `adjust` may change settings before they start.
+    pub async fn spawn_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
+        mcpo_core::telemetry::init(mcpo_core::config::LogFormat::Json);
+        let database = TestDatabase::create().await;
+        let mut settings = isolated_settings(&database);
+        adjust(&mut settings);
+        let deps = Dependencies::connect(&settings, "mcpo-test")
+            .await
+            .expect("tests need NATS with JetStream");
+
+        // The executor goes first: the others need its URL.
+        let executor = mcpo_executor::build(&settings, deps.clone())
+            .await
+            .expect("executor starts");
+        settings.executor_public_url = format!("http://{}", executor.addr());
+        let registry = mcpo_registry::build(&settings, deps.clone()).expect("registry starts");
+        let publisher = mcpo_publisher::build(&settings, deps.clone())
+            .await
+            .expect("publisher starts");
+
+        let app = TestApp {
+            registry_url: format!("http://{}", registry.addr()),
+            executor_url: format!("http://{}", executor.addr()),
+            publisher_url: format!("http://{}", publisher.addr()),
+            http: reqwest::Client::new(),
+            handles: vec![registry.handle(), executor.handle(), publisher.handle()],
+            settings,
+            deps,
+            _database: database,
+        };
+        for server in [registry, executor, publisher] {
+            tokio::spawn(server.run_until_stopped());
+        }
+        app
+    }
+
+    pub async fn register(&self, body: &Value) -> reqwest::Response {
+        self.http
+            .post(format!("{}/api/v1/mcpo/services", self.registry_url))
+            .json(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn registry_get(&self, path: &str) -> reqwest::Response {
+        self.http
+            .get(format!("{}{path}", self.registry_url))
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn call_tool(&self, service: &str, tool: &str, body: &Value) -> reqwest::Response {
+        self.http
+            .post(format!("{}/tools/{service}/{tool}", self.executor_url))
+            .json(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn openapi(&self) -> Value {
+        self.http
+            .get(format!("{}/openapi.json", self.publisher_url))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    /// Polls the published document until `ready` holds (events are
+    /// asynchronous); panics with the last document after 15 s.
+    pub async fn wait_for_openapi(&self, ready: impl Fn(&Value) -> bool) -> Value {
+        let mut doc = Value::Null;
+        for _ in 0..150 {
+            doc = self.openapi().await;
+            if ready(&doc) {
+                return doc;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("the document never reached the expected state: {doc:#}");
+    }
+
+    pub async fn stop(&self) {
+        for handle in &self.handles {
+            handle.stop(false).await;
+        }
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        for handle in std::mem::take(&mut self.handles) {
+            // Not awaited: the runtime ends with the test and takes the servers with it.
+            drop(handle.stop(false));
+        }
+        // Our own connection on our own thread: the test's runtime is blocked
+        // while we wait, so its NATS client cannot make progress here.
+        let nats = self.settings.nats.clone();
+        let _ = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async {
+                match mcpo_core::events::EventBus::connect(&nats).await {
+                    Ok(bus) => {
+                        let _ = bus.delete_stream().await;
+                    }
+                    Err(e) => eprintln!("cannot remove test stream {}: {e}", nats.stream),
+                }
+            });
+        })
+        .join();
+    }
+}

@@ -1,0 +1,10 @@
+//! Test support for MCPO: real Postgres, NATS and MCP servers, isolated per test.
+
+pub mod app;
+pub mod database;
+pub mod fixtures;
+pub mod openapi;
+
+pub use app::TestApp;
+pub use fixtures::{everything_stdio, fixture_stdio, FixtureHttp, ToolsFile};
+pub use openapi::validate_openapi;

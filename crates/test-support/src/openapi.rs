@@ -1,0 +1,46 @@
+//! Checks a document with PyPI's `openapi-spec-validator`, installed by the
+//! README's test command into `$MCPO_TOOLS_DIR/venv` (default `~/.cache/mcpo-tools`).
+
+use std::path::PathBuf;
+
+use serde_json::Value;
+
+fn python() -> PathBuf {
+    if let Ok(python) = std::env::var("MCPO_TEST_PYTHON") {
+        return python.into();
+    }
+    let tools = std::env::var("MCPO_TOOLS_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| {
+            PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache/mcpo-tools")
+        });
+    tools.join("venv/bin/python")
+}
+
+/// Panics with the validator's findings when the document is not valid
+/// OpenAPI of the version it declares.
+pub fn validate_openapi(doc: &Value) {
+    let python = python();
+    assert!(
+        python.exists(),
+        "{} is missing: run the README's test command, which installs openapi-spec-validator",
+        python.display()
+    );
+    let file = std::env::temp_dir().join(format!(
+        "mcpo-openapi-{}.json",
+        uuid::Uuid::new_v4().simple()
+    ));
+    std::fs::write(&file, serde_json::to_vec_pretty(doc).unwrap()).unwrap();
+    let output = std::process::Command::new(&python)
+        .args(["-m", "openapi_spec_validator", "--validation-errors", "all"])
+        .arg(&file)
+        .output()
+        .expect("the validator runs");
+    let _ = std::fs::remove_file(&file);
+    assert!(
+        output.status.success(),
+        "the document is not valid OpenAPI:\n{}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}

@@ -1,0 +1,3 @@
+DROP TABLE tools;
+DROP TABLE tool_schemas;
+DROP TABLE mcp_services;
