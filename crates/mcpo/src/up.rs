@@ -10,7 +10,7 @@ use mcpo_registry::Registry;
 pub const DEMO_SERVICE: &str = "demo";
 
 pub async fn up(demo: bool) -> anyhow::Result<()> {
-    let settings = Settings::from_env()?;
+    let mut settings = Settings::from_env()?;
     mcpo_core::telemetry::init(settings.log_format);
     if mcpo_core::db::create_database_if_missing(&settings.database.url).await? {
         tracing::info!("database created");
@@ -20,13 +20,18 @@ pub async fn up(demo: bool) -> anyhow::Result<()> {
         .context("applying migrations")?;
     let deps = Dependencies::connect(&settings, "mcpo-up").await?;
 
-    let registry = mcpo_registry::build(&settings, deps.clone())?;
     let executor = mcpo_executor::build(&settings, deps.clone()).await?;
+    if std::env::var_os("MCPO_EXECUTOR_PUBLIC_URL").is_none() {
+        // One process: the executor's real address is the public one (also with port 0).
+        settings.executor_public_url = format!("http://{}", executor.addr());
+    }
+    let registry = mcpo_registry::build(&settings, deps.clone())?;
     let publisher = mcpo_publisher::build(&settings, deps.clone()).await?;
 
     if demo {
         register_demo(&settings, &deps).await?;
     }
+    use std::io::Write;
     println!("MCPO is running");
     println!(
         "  registry   http://{}/api/v1/mcpo/services",
@@ -41,6 +46,7 @@ pub async fn up(demo: bool) -> anyhow::Result<()> {
         println!("  demo       curl -X POST {}/tools/{DEMO_SERVICE}/echo -H 'content-type: application/json' -d '{{\"message\":\"hi\"}}'", settings.executor_public_url);
     }
 
+    std::io::stdout().flush()?;
     let (r, e, p) = tokio::join!(
         registry.run_until_stopped(),
         executor.run_until_stopped(),

@@ -179,3 +179,69 @@ fn kill_processes_mentioning(marker: &str) {
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
 }
+
+#[tokio::test]
+async fn a_call_past_the_timeout_is_a_gateway_timeout_and_others_go_on() {
+    let app = TestApp::spawn_with(|settings| {
+        settings.tool_call_timeout = std::time::Duration::from_secs(1)
+    })
+    .await;
+    assert_eq!(app.register(&stdio_fixture("fx", None)).await.status(), 201);
+    let slow_args = json!({ "ms": 5000 });
+    let slow = app.call_tool("fx", "slow", &slow_args);
+    let quick = async {
+        // Sent while the slow call is in flight on the same session.
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        app.call_tool("fx", "echo", &json!({ "message": "not blocked" }))
+            .await
+    };
+    let (slow, quick) = tokio::join!(slow, quick);
+    assert_eq!(quick.status(), 200);
+    assert_eq!(slow.status(), 504);
+    assert_eq!(
+        slow.json::<Value>().await.unwrap()["code"],
+        "upstream_timeout"
+    );
+    // The session survives a timed-out call.
+    assert_eq!(
+        app.call_tool("fx", "echo", &json!({ "message": "after" }))
+            .await
+            .status(),
+        200
+    );
+}
+
+#[tokio::test]
+async fn oversized_bodies_and_wrong_methods_get_json_errors() {
+    let app = TestApp::spawn().await;
+    assert_eq!(app.register(&stdio_fixture("fx", None)).await.status(), 201);
+    let big = json!({ "message": "x".repeat(2 * 1024 * 1024) });
+    let response = app.call_tool("fx", "echo", &big).await;
+    assert_eq!(response.status(), 413);
+    assert_eq!(
+        response.json::<Value>().await.unwrap()["code"],
+        "payload_too_large"
+    );
+
+    let get = app
+        .http
+        .get(format!("{}/tools/fx/echo", app.executor_url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(get.status(), 404);
+    assert_eq!(get.json::<Value>().await.unwrap()["code"], "not_found");
+
+    // A tool without required arguments accepts an empty body.
+    let empty = app
+        .http
+        .post(format!("{}/tools/fx/fail", app.executor_url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(empty.status(), 502);
+    assert_eq!(
+        empty.json::<Value>().await.unwrap()["details"]["content"][0]["text"],
+        "the fail tool always fails"
+    );
+}

@@ -7,6 +7,7 @@ mod failures;
 mod http;
 mod publisher;
 mod registry;
+mod up;
 
 pub const MCPO: &str = env!("CARGO_BIN_EXE_mcpo");
 
