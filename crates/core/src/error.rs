@@ -41,6 +41,7 @@ error_codes! {
     ServiceNotFound => (NOT_FOUND, "service_not_found", "No service is registered under that name."),
     ToolNotFound => (NOT_FOUND, "tool_not_found", "The service has no tool with that endpoint name."),
     ServiceNameTaken => (CONFLICT, "service_name_taken", "A service with that name is already registered."),
+    ConcurrentChange => (CONFLICT, "concurrent_change", "The service changed while this request ran; read it again and retry."),
     UpstreamUnreachable => (BAD_GATEWAY, "upstream_unreachable", "The MCP server could not be started or reached, or closed the connection."),
     UpstreamProtocolError => (BAD_GATEWAY, "upstream_protocol_error", "The MCP server answered with a JSON-RPC error or something that is not valid MCP."),
     UpstreamRejectedArguments => (UNPROCESSABLE_ENTITY, "upstream_rejected_arguments", "The MCP server refused the arguments (JSON-RPC invalid params)."),

@@ -31,28 +31,51 @@ pub async fn up(demo: bool) -> anyhow::Result<()> {
     if demo {
         register_demo(&settings, &deps).await?;
     }
+    let addrs = [registry.addr(), executor.addr(), publisher.addr()];
+    let servers = [
+        tokio::spawn(registry.run_until_stopped()),
+        tokio::spawn(executor.run_until_stopped()),
+        tokio::spawn(publisher.run_until_stopped()),
+    ];
+    // actix starts serving when its future first runs: print the URLs only
+    // once every service answers, so they work the moment they are shown.
+    for addr in addrs {
+        wait_until_serving(addr).await?;
+    }
     use std::io::Write;
     println!("MCPO is running");
-    println!(
-        "  registry   http://{}/api/v1/mcpo/services",
-        registry.addr()
-    );
+    println!("  registry   http://{}/api/v1/mcpo/services", addrs[0]);
     println!(
         "  executor   http://{}/tools/{{service}}/{{tool}}",
-        executor.addr()
+        addrs[1]
     );
-    println!("  publisher  http://{}/openapi.json", publisher.addr());
+    println!("  publisher  http://{}/openapi.json", addrs[2]);
     if demo {
-        println!("  demo       curl -X POST {}/tools/{DEMO_SERVICE}/echo -H 'content-type: application/json' -d '{{\"message\":\"hi\"}}'", settings.executor_public_url);
+        println!(
+            "  demo       curl -X POST {}/tools/{DEMO_SERVICE}/echo -H 'content-type: application/json' -d '{{\"message\":\"hi\"}}'",
+            settings.executor_public_url
+        );
     }
-
     std::io::stdout().flush()?;
-    let (r, e, p) = tokio::join!(
-        registry.run_until_stopped(),
-        executor.run_until_stopped(),
-        publisher.run_until_stopped()
-    );
-    r.and(e).and(p).context("a server failed")
+    for server in servers {
+        server
+            .await
+            .context("a server task failed")?
+            .context("a server failed")?;
+    }
+    Ok(())
+}
+
+async fn wait_until_serving(addr: std::net::SocketAddr) -> anyhow::Result<()> {
+    let client = reqwest::Client::new();
+    for _ in 0..100 {
+        let answered = client.get(format!("http://{addr}/healthz")).send().await;
+        if answered.is_ok_and(|r| r.status().is_success()) {
+            return Ok(());
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    anyhow::bail!("the service on {addr} did not start serving")
 }
 
 /// Registers the fixture server (this very binary, `mcpo fixture stdio`) as

@@ -11,6 +11,8 @@ pub enum RegistryError {
     NameTaken(String),
     #[error("no service named `{0}` is registered")]
     ServiceNotFound(String),
+    #[error("service `{0}` changed while this request ran; retry")]
+    ConcurrentChange(String),
     #[error(transparent)]
     Upstream(#[from] McpError),
     #[error(transparent)]
@@ -49,6 +51,9 @@ impl From<RegistryError> for ApiError {
             }
             RegistryError::ServiceNotFound(_) => {
                 ApiError::new(ErrorCode::ServiceNotFound, e.to_string())
+            }
+            RegistryError::ConcurrentChange(_) => {
+                ApiError::new(ErrorCode::ConcurrentChange, e.to_string())
             }
             RegistryError::Upstream(e) => e.into(),
             RegistryError::Core(e) => e.into(),

@@ -87,7 +87,7 @@ pub async fn replace_tools(
     let revision = current.service.revision;
     conn.transaction(async |conn| {
         // Guarded by the revision we read: a concurrent refresh or delete makes
-        // this update touch no row, and we report the service as gone or retry-able.
+        // this update touch no row, and nothing is overwritten.
         let updated = diesel::update(mcp_services::table)
             .filter(
                 mcp_services::id
@@ -104,7 +104,10 @@ pub async fn replace_tools(
             .execute(conn)
             .await?;
         if updated == 0 {
-            return Err(RegistryError::ServiceNotFound(name.clone()));
+            return Err(match service_exists(conn, &name).await? {
+                true => RegistryError::ConcurrentChange(name.clone()),
+                false => RegistryError::ServiceNotFound(name.clone()),
+            });
         }
         diesel::delete(tools::table.filter(tools::service_id.eq(service_id)))
             .execute(conn)

@@ -39,9 +39,10 @@ async fn up_with_demo_serves_the_fixture_at_once() {
     let stdout = child.stdout.take().unwrap();
     let running = Running(child);
 
-    // The banner names the three URLs; JSON log lines go to stdout too and are skipped.
+    // The banner names the three URLs; JSON log lines go to stdout too.
+    let mut lines = BufReader::new(stdout).lines();
     let mut urls = std::collections::HashMap::new();
-    for line in BufReader::new(stdout).lines() {
+    for line in lines.by_ref() {
         let line = line.unwrap();
         let words: Vec<&str> = line.split_whitespace().collect();
         if let [name @ ("registry" | "executor" | "publisher"), url] = words.as_slice() {
@@ -85,6 +86,7 @@ async fn up_with_demo_serves_the_fixture_at_once() {
 
     let answer = http
         .post(format!("{executor}/tools/demo/echo"))
+        .header("x-request-id", format!("up-{id}"))
         .json(&json!({ "message": "hi" }))
         .send()
         .await
@@ -100,7 +102,38 @@ async fn up_with_demo_serves_the_fixture_at_once() {
         .await
         .unwrap();
     assert!(doc["paths"].get("/tools/demo/add").is_some(), "{doc:#}");
+    // Every log line is JSON; the request's lines carry its id in their span.
+    let request_id = format!("up-{id}");
+    let logged = std::thread::spawn(move || {
+        for line in lines {
+            let line = line.unwrap();
+            if line.starts_with("  ") {
+                continue; // the rest of the banner
+            }
+            let entry: Value = serde_json::from_str(&line)
+                .unwrap_or_else(|e| panic!("not a JSON log line: {line}: {e}"));
+            let spans = entry["spans"].as_array().cloned().unwrap_or_default();
+            if spans.iter().any(|s| s["request_id"] == request_id.as_str())
+                && entry["message"] == "request finished"
+            {
+                return Some(entry);
+            }
+        }
+        None
+    });
+    // Stopping the process ends the stream, so the reader cannot hang.
+    for _ in 0..150 {
+        if logged.is_finished() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
     drop(running);
+    let entry = logged
+        .join()
+        .unwrap()
+        .expect("a log line carries the request id");
+    assert_eq!(entry["status"], 200);
 
     let nats = mcpo_core::config::NatsSettings {
         url: "nats://127.0.0.1:4222".into(),
