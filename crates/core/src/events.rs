@@ -86,13 +86,16 @@ pub struct EventBus {
     jetstream: jetstream::Context,
     prefix: String,
     stream: String,
+    stream_ready: std::sync::Arc<tokio::sync::OnceCell<()>>,
 }
 
 impl EventBus {
-    /// Connects and makes sure the stream exists.
+    /// Connects in the background: a process can start while NATS is down
+    /// and the client reconnects by itself. The stream is created on first use.
     pub async fn connect(settings: &NatsSettings) -> Result<EventBus, CoreError> {
         let client = async_nats::ConnectOptions::new()
             .connection_timeout(std::time::Duration::from_secs(5))
+            .retry_on_initial_connect()
             .name("mcpo")
             .connect(settings.url.as_str())
             .await
@@ -100,28 +103,35 @@ impl EventBus {
                 CoreError::Events(format!("cannot connect to NATS at {}: {e}", settings.url))
             })?;
         let jetstream = jetstream::new(client.clone());
-        let bus = EventBus {
+        Ok(EventBus {
             client,
             jetstream,
             prefix: settings.subject_prefix.clone(),
             stream: settings.stream.clone(),
-        };
-        bus.ensure_stream().await?;
-        Ok(bus)
+            stream_ready: Default::default(),
+        })
     }
 
-    async fn ensure_stream(&self) -> Result<(), CoreError> {
-        self.jetstream
-            .get_or_create_stream(stream::Config {
-                name: self.stream.clone(),
-                subjects: vec![format!("{}.>", self.prefix)],
-                max_age: std::time::Duration::from_secs(7 * 24 * 3600),
-                duplicate_window: std::time::Duration::from_secs(120),
-                ..Default::default()
+    /// Creates the stream unless this bus already made sure it exists.
+    pub async fn ensure_stream(&self) -> Result<(), CoreError> {
+        self.stream_ready
+            .get_or_try_init(|| async {
+                self.jetstream
+                    .get_or_create_stream(stream::Config {
+                        name: self.stream.clone(),
+                        subjects: vec![format!("{}.>", self.prefix)],
+                        max_age: std::time::Duration::from_secs(7 * 24 * 3600),
+                        duplicate_window: std::time::Duration::from_secs(120),
+                        ..Default::default()
+                    })
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| {
+                        CoreError::Events(format!("cannot create stream {}: {e}", self.stream))
+                    })
             })
             .await
-            .map_err(|e| CoreError::Events(format!("cannot create stream {}: {e}", self.stream)))?;
-        Ok(())
+            .map(|_| ())
     }
 
     pub fn subject(&self, event: &Event) -> String {
@@ -130,6 +140,7 @@ impl EventBus {
 
     /// Publishes and waits for JetStream's acknowledgement.
     pub async fn publish(&self, envelope: &EventEnvelope) -> Result<(), CoreError> {
+        self.ensure_stream().await?;
         let payload =
             serde_json::to_vec(envelope).map_err(|e| CoreError::Internal(e.to_string()))?;
         let mut headers = async_nats::HeaderMap::new();
@@ -152,6 +163,7 @@ impl EventBus {
         &self,
         subject_suffixes: &[&str],
     ) -> Result<impl Stream<Item = EventEnvelope> + Send + 'static, CoreError> {
+        self.ensure_stream().await?;
         let stream = self
             .jetstream
             .get_stream(&self.stream)
@@ -188,6 +200,37 @@ impl EventBus {
                 }
             }
         }))
+    }
+
+    /// Every event the stream holds, oldest first (operators and tests use it
+    /// to see what was published).
+    pub async fn stored_events(&self) -> Result<Vec<EventEnvelope>, CoreError> {
+        self.ensure_stream().await?;
+        let mut stream = self
+            .jetstream
+            .get_stream(&self.stream)
+            .await
+            .map_err(|e| CoreError::Events(e.to_string()))?;
+        let state = stream
+            .info()
+            .await
+            .map_err(|e| CoreError::Events(e.to_string()))?
+            .state
+            .clone();
+        let mut events = Vec::new();
+        for sequence in state.first_sequence..=state.last_sequence {
+            if state.messages == 0 {
+                break;
+            }
+            let message = match stream.get_raw_message(sequence).await {
+                Ok(message) => message,
+                Err(_) => continue, // deleted or expired
+            };
+            if let Ok(envelope) = serde_json::from_slice(&message.payload) {
+                events.push(envelope);
+            }
+        }
+        Ok(events)
     }
 
     pub fn is_connected(&self) -> bool {

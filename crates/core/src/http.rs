@@ -137,11 +137,13 @@ pub async fn not_found(req: HttpRequest) -> HttpResponse {
     .error_response()
 }
 
-/// What `/readyz` checks.
+/// What `/readyz` checks. NATS is reported always but required only where
+/// the service cannot work without it (the registry's outbox covers outages).
 #[derive(Clone)]
 pub struct Readiness {
     pub pool: DbPool,
     pub bus: EventBus,
+    pub require_nats: bool,
 }
 
 async fn healthz() -> HttpResponse {
@@ -154,8 +156,10 @@ async fn readyz(readiness: web::Data<Readiness>) -> Result<HttpResponse, ApiErro
         .err()
         .map(|e| e.to_string());
     let nats = (!readiness.bus.is_connected()).then(|| "not connected".to_owned());
-    if database.is_none() && nats.is_none() {
-        return Ok(HttpResponse::Ok().json(json!({ "status": "ready" })));
+    if database.is_none() && (nats.is_none() || !readiness.require_nats) {
+        return Ok(HttpResponse::Ok().json(
+            json!({ "status": "ready", "nats": nats.unwrap_or_else(|| "connected".into()) }),
+        ));
     }
     Err(
         ApiError::new(ErrorCode::NotReady, "a dependency is not ready")

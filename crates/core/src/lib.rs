@@ -8,6 +8,7 @@ pub mod error;
 pub mod events;
 pub mod http;
 pub mod mcp;
+pub mod outbox;
 pub mod server;
 pub mod telemetry;
 

@@ -78,10 +78,11 @@ impl Dependencies {
         Ok(Dependencies { pool, bus })
     }
 
-    pub fn readiness(&self) -> Readiness {
+    pub fn readiness(&self, require_nats: bool) -> Readiness {
         Readiness {
             pool: self.pool.clone(),
             bus: self.bus.clone(),
+            require_nats,
         }
     }
 }

@@ -39,7 +39,7 @@ pub async fn build(settings: &Settings, deps: Dependencies) -> Result<Applicatio
         sessions,
         call_timeout: settings.tool_call_timeout,
     });
-    let readiness = web::Data::new(deps.readiness());
+    let readiness = web::Data::new(deps.readiness(true));
     let server = HttpServer::new(move || {
         App::new()
             .wrap(json_errors())

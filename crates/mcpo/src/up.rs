@@ -1,11 +1,8 @@
 //! `mcpo up`: everything a newcomer needs, in one process.
 
 use anyhow::Context;
-use mcpo_core::domain::TransportConfig;
 use mcpo_core::server::Dependencies;
 use mcpo_core::Settings;
-use mcpo_registry::services::RegisterService;
-use mcpo_registry::Registry;
 
 pub const DEMO_SERVICE: &str = "demo";
 
@@ -28,9 +25,6 @@ pub async fn up(demo: bool) -> anyhow::Result<()> {
     let registry = mcpo_registry::build(&settings, deps.clone())?;
     let publisher = mcpo_publisher::build(&settings, deps.clone()).await?;
 
-    if demo {
-        register_demo(&settings, &deps).await?;
-    }
     let addrs = [registry.addr(), executor.addr(), publisher.addr()];
     let servers = [
         tokio::spawn(registry.run_until_stopped()),
@@ -41,6 +35,9 @@ pub async fn up(demo: bool) -> anyhow::Result<()> {
     // once every service answers, so they work the moment they are shown.
     for addr in addrs {
         wait_until_serving(addr).await?;
+    }
+    if demo {
+        register_demo(addrs[0]).await?;
     }
     use std::io::Write;
     println!("MCPO is running");
@@ -79,28 +76,26 @@ async fn wait_until_serving(addr: std::net::SocketAddr) -> anyhow::Result<()> {
 }
 
 /// Registers the fixture server (this very binary, `mcpo fixture stdio`) as
-/// `demo`, unless a service of that name already exists.
-async fn register_demo(settings: &Settings, deps: &Dependencies) -> anyhow::Result<()> {
-    let registry = Registry::new(settings, deps);
+/// `demo` through the registry's API, unless a service of that name exists.
+async fn register_demo(registry: std::net::SocketAddr) -> anyhow::Result<()> {
     let command = std::env::current_exe()?.to_string_lossy().into_owned();
-    let request = RegisterService {
-        name: DEMO_SERVICE.into(),
-        description: Some("MCPO's fixture MCP server: echo, add, fail, slow".into()),
-        transport: TransportConfig::Stdio {
-            command,
-            args: vec!["fixture".into(), "stdio".into()],
-            env: Default::default(),
-        },
-    };
-    match registry.register(request).await {
-        Ok(service) => tracing::info!(
-            tools = service.tools.map(|t| t.len()).unwrap_or(0),
-            "demo service registered"
+    let body = serde_json::json!({
+        "name": DEMO_SERVICE,
+        "description": "MCPO's fixture MCP server: echo, add, fail, slow",
+        "transport": { "type": "stdio", "command": command, "args": ["fixture", "stdio"] },
+    });
+    let response = reqwest::Client::new()
+        .post(format!("http://{registry}/api/v1/mcpo/services"))
+        .json(&body)
+        .send()
+        .await?;
+    match response.status().as_u16() {
+        201 => tracing::info!("demo service registered"),
+        409 => tracing::info!("demo service already registered"),
+        status => anyhow::bail!(
+            "registering the demo failed ({status}): {}",
+            response.text().await?
         ),
-        Err(mcpo_registry::error::RegistryError::NameTaken(_)) => {
-            tracing::info!("demo service already registered")
-        }
-        Err(e) => return Err(e.into()),
     }
     Ok(())
 }

@@ -22,7 +22,7 @@ pub async fn build(settings: &Settings, deps: Dependencies) -> Result<Applicatio
     let follower = tokio::spawn(publisher.clone().follow(events));
     let (listener, addr) = bind(settings.publisher_addr)?;
     let publisher = web::Data::from(publisher);
-    let readiness = web::Data::new(deps.readiness());
+    let readiness = web::Data::new(deps.readiness(true));
     let server = HttpServer::new(move || {
         App::new()
             .wrap(json_errors())

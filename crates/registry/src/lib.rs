@@ -9,6 +9,7 @@ use actix_web::middleware::from_fn;
 use actix_web::{web, App, HttpServer};
 use mcpo_core::config::Settings;
 use mcpo_core::http::{health_routes, json_config, json_errors, not_found, request_id_middleware};
+use mcpo_core::outbox::Relay;
 use mcpo_core::server::{bind, Application, Dependencies};
 use mcpo_core::CoreError;
 
@@ -19,8 +20,10 @@ const MAX_BODY_BYTES: usize = 256 * 1024;
 /// Builds the registry on `settings.registry_addr` (port 0 picks a free port).
 pub fn build(settings: &Settings, deps: Dependencies) -> Result<Application, CoreError> {
     let (listener, addr) = bind(settings.registry_addr)?;
-    let registry = web::Data::new(Registry::new(settings, &deps));
-    let readiness = web::Data::new(deps.readiness());
+    let relay = Relay::new(deps.pool.clone(), deps.bus.clone());
+    let registry = web::Data::new(Registry::new(settings, deps.pool.clone(), relay.waker()));
+    let relay = tokio::spawn(relay.run());
+    let readiness = web::Data::new(deps.readiness(false));
     let server = HttpServer::new(move || {
         App::new()
             .wrap(json_errors())
@@ -36,7 +39,7 @@ pub fn build(settings: &Settings, deps: Dependencies) -> Result<Application, Cor
     .listen(listener)
     .map_err(|e| CoreError::Internal(e.to_string()))?
     .run();
-    Ok(Application::new(addr, server, Vec::new()))
+    Ok(Application::new(addr, server, vec![relay]))
 }
 
 /// What the binary does: apply migrations, connect, serve.

@@ -1,16 +1,17 @@
 //! What the registry does, without HTTP: validate, discover, store, announce.
 
+use std::sync::Arc;
 use std::time::Duration;
 
+use mcpo_core::db::models::ServiceRow;
 use mcpo_core::db::queries::{self, ServiceRecord};
 use mcpo_core::db::DbPool;
 use mcpo_core::domain::naming::validate_service_name;
 use mcpo_core::domain::{ServiceView, TransportConfig};
-use mcpo_core::events::{
-    Event, EventBus, EventEnvelope, ServiceRegistered, ToolsChange, ToolsUpdated,
-};
+use mcpo_core::events::{Event, EventEnvelope, ServiceRegistered, ToolsChange, ToolsUpdated};
 use mcpo_core::mcp;
 use serde::{Deserialize, Serialize};
+use tokio::sync::Notify;
 
 use crate::error::RegistryError;
 use crate::store::{self, NewService};
@@ -21,7 +22,8 @@ const MAX_DESCRIPTION_LEN: usize = 4096;
 #[derive(Clone)]
 pub struct Registry {
     pub pool: DbPool,
-    pub bus: EventBus,
+    /// Wakes the outbox relay after a commit so events go out at once.
+    pub outbox_wake: Arc<Notify>,
     /// The executor's public URL, the base of every tool endpoint we answer with.
     pub endpoint_base: String,
     pub connect_timeout: Duration,
@@ -64,10 +66,10 @@ impl RegisterService {
 }
 
 impl Registry {
-    pub fn new(settings: &mcpo_core::Settings, deps: &mcpo_core::server::Dependencies) -> Self {
+    pub fn new(settings: &mcpo_core::Settings, pool: DbPool, outbox_wake: Arc<Notify>) -> Self {
         Registry {
-            pool: deps.pool.clone(),
-            bus: deps.bus.clone(),
+            pool,
+            outbox_wake,
             endpoint_base: settings.executor_public_url.clone(),
             connect_timeout: settings.mcp_connect_timeout,
         }
@@ -88,18 +90,23 @@ impl Registry {
             description: request.description.as_deref(),
             transport: &request.transport,
         };
-        let record = store::insert_service(&mut *self.pool.get().await?, &new, &discovered).await?;
+        let transport = request.transport.kind();
+        let events = |record: &ServiceRecord| {
+            vec![
+                EventEnvelope::new(Event::ServiceRegistered(ServiceRegistered {
+                    service_id: record.service.id,
+                    service_name: record.service.name.clone(),
+                    revision: record.service.revision,
+                    transport: transport.to_owned(),
+                    tool_count: record.tools.len(),
+                })),
+                tools_updated(record, ToolsChange::Registered),
+            ]
+        };
+        let record =
+            store::insert_service(&mut *self.pool.get().await?, &new, &discovered, &events).await?;
+        self.outbox_wake.notify_one();
         tracing::info!(tools = record.tools.len(), "service registered");
-        self.announce(Event::ServiceRegistered(ServiceRegistered {
-            service_id: record.service.id,
-            service_name: record.service.name.clone(),
-            revision: record.service.revision,
-            transport: request.transport.kind().to_owned(),
-            tool_count: record.tools.len(),
-        }))
-        .await;
-        self.announce(tools_updated(&record, ToolsChange::Registered))
-            .await;
         Ok(record.to_view(&self.endpoint_base, true)?)
     }
 
@@ -130,16 +137,17 @@ impl Registry {
     pub async fn refresh(&self, name: &str) -> Result<RefreshOutcome, RegistryError> {
         let current = self.find(name).await?;
         let discovered = mcp::discover(&current.transport()?, self.connect_timeout, name).await?;
+        let events = |record: &ServiceRecord| vec![tools_updated(record, ToolsChange::Refreshed)];
         let (record, changed) =
-            store::replace_tools(&mut *self.pool.get().await?, &current, &discovered).await?;
+            store::replace_tools(&mut *self.pool.get().await?, &current, &discovered, &events)
+                .await?;
         if changed {
+            self.outbox_wake.notify_one();
             tracing::info!(
                 tools = record.tools.len(),
                 revision = record.service.revision,
                 "tools changed"
             );
-            self.announce(tools_updated(&record, ToolsChange::Refreshed))
-                .await;
         }
         Ok(RefreshOutcome {
             changed,
@@ -149,15 +157,17 @@ impl Registry {
 
     #[tracing::instrument(skip(self))]
     pub async fn delete(&self, name: &str) -> Result<(), RegistryError> {
-        let deleted = store::delete_service(&mut *self.pool.get().await?, name).await?;
-        self.announce(Event::ToolsUpdated(ToolsUpdated {
-            service_id: deleted.id,
-            service_name: deleted.name,
-            revision: deleted.revision + 1,
-            change: ToolsChange::Deleted,
-            tools: Vec::new(),
-        }))
-        .await;
+        let events = |deleted: &ServiceRow| {
+            vec![EventEnvelope::new(Event::ToolsUpdated(ToolsUpdated {
+                service_id: deleted.id,
+                service_name: deleted.name.clone(),
+                revision: deleted.revision + 1,
+                change: ToolsChange::Deleted,
+                tools: Vec::new(),
+            }))]
+        };
+        store::delete_service(&mut *self.pool.get().await?, name, &events).await?;
+        self.outbox_wake.notify_one();
         Ok(())
     }
 
@@ -166,19 +176,10 @@ impl Registry {
             .await?
             .ok_or_else(|| RegistryError::ServiceNotFound(name.to_owned()))
     }
-
-    /// Publishes after the change is committed. A failure is logged, not
-    /// returned: the change is stored and consumers re-read Postgres at start.
-    async fn announce(&self, event: Event) {
-        let envelope = EventEnvelope::new(event);
-        if let Err(e) = self.bus.publish(&envelope).await {
-            tracing::error!(error = %e, event_id = %envelope.event_id, "event not published");
-        }
-    }
 }
 
-fn tools_updated(record: &ServiceRecord, change: ToolsChange) -> Event {
-    Event::ToolsUpdated(ToolsUpdated {
+fn tools_updated(record: &ServiceRecord, change: ToolsChange) -> EventEnvelope {
+    EventEnvelope::new(Event::ToolsUpdated(ToolsUpdated {
         service_id: record.service.id,
         service_name: record.service.name.clone(),
         revision: record.service.revision,
@@ -188,5 +189,5 @@ fn tools_updated(record: &ServiceRecord, change: ToolsChange) -> Event {
             .iter()
             .filter_map(|t| t.tool.endpoint.rsplit('/').next().map(str::to_owned))
             .collect(),
-    })
+    }))
 }

@@ -11,6 +11,8 @@ use mcpo_core::db::schema::{mcp_services, tool_schemas, tools};
 use mcpo_core::domain::naming::{endpoint_names, endpoint_path};
 use mcpo_core::domain::schema_hash::schema_pair_hash;
 use mcpo_core::domain::{DiscoveredServer, DiscoveredTool, ServiceStatus, TransportConfig};
+use mcpo_core::events::EventEnvelope;
+use mcpo_core::outbox;
 use serde_json::Value;
 use uuid::Uuid;
 
@@ -37,10 +39,15 @@ pub async fn service_exists(
 }
 
 /// Stores a service with everything discovery found.
+/// Builds the events of a change from the stored result; they are written to
+/// the outbox in the change's transaction.
+pub type EventsFor<'a> = &'a (dyn Fn(&ServiceRecord) -> Vec<EventEnvelope> + Sync);
+
 pub async fn insert_service(
     conn: &mut AsyncPgConnection,
     new: &NewService<'_>,
     discovered: &DiscoveredServer,
+    events: EventsFor<'_>,
 ) -> Result<ServiceRecord, RegistryError> {
     let transport = serde_json::to_value(new.transport)
         .map_err(|e| mcpo_core::CoreError::Internal(e.to_string()))?;
@@ -67,7 +74,9 @@ pub async fn insert_service(
             other => other?,
         };
         insert_tools(conn, id, new.name, &discovered.tools).await?;
-        load(conn, new.name).await
+        let record = load(conn, new.name).await?;
+        outbox::enqueue(conn, &events(&record)).await?;
+        Ok(record)
     })
     .await
 }
@@ -78,6 +87,7 @@ pub async fn replace_tools(
     conn: &mut AsyncPgConnection,
     current: &ServiceRecord,
     discovered: &DiscoveredServer,
+    events: EventsFor<'_>,
 ) -> Result<(ServiceRecord, bool), RegistryError> {
     if same_tools(current, &discovered.tools) {
         return Ok((current.clone(), false));
@@ -113,22 +123,31 @@ pub async fn replace_tools(
             .execute(conn)
             .await?;
         insert_tools(conn, service_id, &name, &discovered.tools).await?;
-        Ok((load(conn, &name).await?, true))
+        let record = load(conn, &name).await?;
+        outbox::enqueue(conn, &events(&record)).await?;
+        Ok((record, true))
     })
     .await
 }
 
-/// Deletes a service and its tools; returns the deleted row.
+/// Deletes a service and its tools, with the events `events` makes of the
+/// deleted row; returns the row.
 pub async fn delete_service(
     conn: &mut AsyncPgConnection,
     name: &str,
+    events: &(dyn Fn(&ServiceRow) -> Vec<EventEnvelope> + Sync),
 ) -> Result<ServiceRow, RegistryError> {
-    diesel::delete(mcp_services::table.filter(mcp_services::name.eq(name)))
-        .returning(ServiceRow::as_returning())
-        .get_result(conn)
-        .await
-        .optional()?
-        .ok_or_else(|| RegistryError::ServiceNotFound(name.to_owned()))
+    conn.transaction(async |conn| {
+        let deleted = diesel::delete(mcp_services::table.filter(mcp_services::name.eq(name)))
+            .returning(ServiceRow::as_returning())
+            .get_result(conn)
+            .await
+            .optional()?
+            .ok_or_else(|| RegistryError::ServiceNotFound(name.to_owned()))?;
+        outbox::enqueue(conn, &events(&deleted)).await?;
+        Ok(deleted)
+    })
+    .await
 }
 
 async fn load(conn: &mut AsyncPgConnection, name: &str) -> Result<ServiceRecord, RegistryError> {

@@ -21,6 +21,10 @@ pub struct TestApp {
     _database: TestDatabase,
 }
 
+pub fn nats_url() -> String {
+    std::env::var("MCPO_TEST_NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".into())
+}
+
 /// Settings pointing at a fresh database and a NATS stream and prefix of our own.
 pub fn isolated_settings(database: &TestDatabase) -> Settings {
     let mut settings = Settings::local_defaults();
@@ -81,6 +85,15 @@ impl TestApp {
         app
     }
 
+    /// The app's stream and prefix on the NATS server itself, whatever URL
+    /// the services were given (a test may put a gate in between).
+    pub fn direct_nats(&self) -> mcpo_core::config::NatsSettings {
+        mcpo_core::config::NatsSettings {
+            url: nats_url(),
+            ..self.settings.nats.clone()
+        }
+    }
+
     pub async fn register(&self, body: &Value) -> reqwest::Response {
         self.http
             .post(format!("{}/api/v1/mcpo/services", self.registry_url))
@@ -105,6 +118,31 @@ impl TestApp {
             .send()
             .await
             .unwrap()
+    }
+
+    /// Calls a tool until the answer has error `code` (the executor follows
+    /// changes through events); panics with the last answer after 10 s.
+    pub async fn wait_for_call_error(
+        &self,
+        service: &str,
+        tool: &str,
+        body: &Value,
+        code: &str,
+    ) -> Value {
+        let mut answer = Value::Null;
+        for _ in 0..100 {
+            answer = self
+                .call_tool(service, tool, body)
+                .await
+                .json()
+                .await
+                .unwrap();
+            if answer["code"] == code {
+                return answer;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("calling {service}/{tool} never answered `{code}`: {answer}");
     }
 
     pub async fn openapi(&self) -> Value {
@@ -147,7 +185,7 @@ impl Drop for TestApp {
         }
         // Our own connection on our own thread: the test's runtime is blocked
         // while we wait, so its NATS client cannot make progress here.
-        let nats = self.settings.nats.clone();
+        let nats = self.direct_nats();
         let _ = std::thread::spawn(move || {
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()

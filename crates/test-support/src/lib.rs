@@ -3,6 +3,7 @@
 pub mod app;
 pub mod database;
 pub mod fixtures;
+pub mod gate;
 pub mod openapi;
 
 pub use app::TestApp;

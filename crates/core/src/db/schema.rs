@@ -45,4 +45,16 @@ diesel::table! {
 diesel::joinable!(tools -> mcp_services (service_id));
 diesel::joinable!(tools -> tool_schemas (schema_id));
 
-diesel::allow_tables_to_appear_in_same_query!(mcp_services, tool_schemas, tools);
+diesel::allow_tables_to_appear_in_same_query!(mcp_services, tool_schemas, tools, event_outbox);
+
+diesel::table! {
+    event_outbox (id) {
+        id -> Uuid,
+        subject -> Text,
+        payload -> Jsonb,
+        created_at -> Timestamptz,
+        published_at -> Nullable<Timestamptz>,
+        attempts -> Int4,
+        last_error -> Nullable<Text>,
+    }
+}

@@ -163,16 +163,8 @@ async fn refresh_stores_a_changed_tool_list_and_serves_it() {
     let shrunk = refresh().await;
     assert_eq!(tool_names(&shrunk["service"]), ["echo"]);
     // The executor learns of the change through `tools.updated`: wait for it as a client would.
-    let mut gone = Value::Null;
-    for _ in 0..100 {
-        let call = app.call_tool("fx", "add", &json!({ "a": 1, "b": 2 })).await;
-        gone = call.json().await.unwrap();
-        if gone["code"] == "tool_not_found" {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    assert_eq!(gone["code"], "tool_not_found", "{gone}");
+    app.wait_for_call_error("fx", "add", &json!({ "a": 1, "b": 2 }), "tool_not_found")
+        .await;
 }
 
 #[tokio::test]
@@ -211,14 +203,13 @@ async fn delete_removes_the_service_its_endpoints_and_its_paths() {
 
     app.wait_for_openapi(|doc| doc["paths"].as_object().unwrap().is_empty())
         .await;
-    let call = app
-        .call_tool("fx", "echo", &json!({ "message": "x" }))
-        .await;
-    assert_eq!(call.status(), 404);
-    assert_eq!(
-        call.json::<Value>().await.unwrap()["code"],
-        "service_not_found"
-    );
+    app.wait_for_call_error(
+        "fx",
+        "echo",
+        &json!({ "message": "x" }),
+        "service_not_found",
+    )
+    .await;
 
     // The name is free again.
     assert_eq!(app.register(&stdio_fixture("fx", None)).await.status(), 201);

@@ -93,14 +93,22 @@ async fn up_with_demo_serves_the_fixture_at_once() {
         .unwrap();
     assert_eq!(answer.status(), 200);
     assert_eq!(answer.json::<Value>().await.unwrap(), json!("hi"));
-    let doc: Value = http
-        .get(&publisher)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    // The publisher follows events: the demo's paths appear shortly after start.
+    let mut doc = Value::Null;
+    for _ in 0..100 {
+        doc = http
+            .get(&publisher)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if doc["paths"].get("/tools/demo/add").is_some() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
     assert!(doc["paths"].get("/tools/demo/add").is_some(), "{doc:#}");
     // Every log line is JSON; the request's lines carry its id in their span.
     let request_id = format!("up-{id}");

@@ -1,0 +1,151 @@
+//! The transactional outbox: events are stored with the change they describe
+//! and published to NATS by a relay, so no committed change goes unannounced,
+//! whatever NATS is doing at the time.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use diesel::prelude::*;
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use tokio::sync::Notify;
+use uuid::Uuid;
+
+use crate::db::schema::event_outbox;
+use crate::db::DbPool;
+use crate::error::CoreError;
+use crate::events::{EventBus, EventEnvelope};
+
+const BATCH: i64 = 100;
+const IDLE_POLL: Duration = Duration::from_secs(2);
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+/// Stores events; call inside the transaction of the change.
+pub async fn enqueue(
+    conn: &mut AsyncPgConnection,
+    envelopes: &[EventEnvelope],
+) -> Result<(), diesel::result::Error> {
+    for envelope in envelopes {
+        let payload = serde_json::to_value(envelope)
+            .map_err(|e| diesel::result::Error::SerializationError(e.into()))?;
+        diesel::insert_into(event_outbox::table)
+            .values((
+                event_outbox::id.eq(envelope.event_id),
+                event_outbox::subject.eq(envelope.event.subject_suffix()),
+                event_outbox::payload.eq(payload),
+            ))
+            .execute(conn)
+            .await?;
+    }
+    Ok(())
+}
+
+/// How many events are still waiting to be published.
+pub async fn pending(pool: &DbPool) -> Result<i64, CoreError> {
+    let mut conn = pool.get().await?;
+    Ok(event_outbox::table
+        .filter(event_outbox::published_at.is_null())
+        .count()
+        .get_result(&mut conn)
+        .await?)
+}
+
+/// Publishes outbox rows. Several relays (registry replicas) may run: each
+/// batch is locked with `SKIP LOCKED`, so a row goes out through one of them.
+pub struct Relay {
+    pool: DbPool,
+    bus: EventBus,
+    wake: Arc<Notify>,
+}
+
+impl Relay {
+    pub fn new(pool: DbPool, bus: EventBus) -> Self {
+        Relay {
+            pool,
+            bus,
+            wake: Arc::new(Notify::new()),
+        }
+    }
+
+    /// Notify it after a commit to publish at once rather than on the next poll.
+    pub fn waker(&self) -> Arc<Notify> {
+        self.wake.clone()
+    }
+
+    pub async fn run(self) {
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            match self.publish_batch().await {
+                Ok(sent) if sent as i64 == BATCH => continue,
+                Ok(_) => {
+                    backoff = Duration::from_millis(100);
+                    // Wakes on a commit, or polls for rows another process left.
+                    let _ = tokio::time::timeout(IDLE_POLL, self.wake.notified()).await;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, retry_in_ms = backoff.as_millis() as u64, "outbox relay cannot publish");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                }
+            }
+        }
+    }
+
+    /// Publishes up to one batch in order; stops at the first failure so
+    /// events are never reordered. Returns how many were published.
+    async fn publish_batch(&self) -> Result<usize, CoreError> {
+        let mut conn = self.pool.get().await?;
+        let bus = &self.bus;
+        conn.transaction(async |conn| {
+            let rows: Vec<(Uuid, serde_json::Value)> = event_outbox::table
+                .filter(event_outbox::published_at.is_null())
+                .order(event_outbox::id)
+                .limit(BATCH)
+                .select((event_outbox::id, event_outbox::payload))
+                .for_update()
+                .skip_locked()
+                .load(conn)
+                .await?;
+            let mut sent = 0;
+            for (id, payload) in rows {
+                let envelope: EventEnvelope = match serde_json::from_value(payload) {
+                    Ok(envelope) => envelope,
+                    Err(e) => {
+                        // Unreadable (written by a newer version?): keep it, skip it, say so.
+                        record_failure(conn, id, &format!("unreadable payload: {e}")).await?;
+                        continue;
+                    }
+                };
+                if let Err(e) = bus.publish(&envelope).await {
+                    record_failure(conn, id, &e.to_string()).await?;
+                    // Commit what was sent and the failure note, then back off.
+                    return Ok(Err(e));
+                }
+                diesel::update(event_outbox::table.find(id))
+                    .set((
+                        event_outbox::published_at.eq(diesel::dsl::now),
+                        event_outbox::attempts.eq(event_outbox::attempts + 1),
+                    ))
+                    .execute(conn)
+                    .await?;
+                sent += 1;
+            }
+            Ok::<_, CoreError>(Ok(sent))
+        })
+        .await?
+    }
+}
+
+async fn record_failure(
+    conn: &mut AsyncPgConnection,
+    id: Uuid,
+    error: &str,
+) -> Result<(), diesel::result::Error> {
+    diesel::update(event_outbox::table.find(id))
+        .set((
+            event_outbox::attempts.eq(event_outbox::attempts + 1),
+            event_outbox::last_error.eq(error),
+        ))
+        .execute(conn)
+        .await
+        .map(|_| ())
+}

@@ -1,0 +1,98 @@
+//! No event is lost between Postgres and NATS: while NATS is away, the
+//! registry keeps working and its events wait in the outbox; when NATS is
+//! back, each goes out exactly once.
+
+use std::time::Duration;
+
+use mcpo_core::events::{Event, EventBus, ToolsChange};
+use mcpo_test_support::gate::TcpGate;
+use mcpo_test_support::TestApp;
+use serde_json::Value;
+
+use crate::stdio_fixture;
+
+async fn wait_until(what: &str, mut done: impl AsyncFnMut() -> bool) {
+    for _ in 0..300 {
+        if done().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("timed out waiting until {what}");
+}
+
+#[tokio::test]
+async fn events_written_while_nats_is_down_are_delivered_once_when_it_returns() {
+    let gate = TcpGate::start("127.0.0.1:4222".parse().unwrap()).await;
+    let app =
+        TestApp::spawn_with(|settings| settings.nats.url = format!("nats://{}", gate.addr)).await;
+    // A bus of our own, straight to NATS, to read what reached the stream.
+    let direct = EventBus::connect(&app.direct_nats()).await.unwrap();
+
+    gate.close();
+    wait_until("the services see NATS gone", async || {
+        !app.deps.bus.is_connected()
+    })
+    .await;
+
+    // The API works without NATS: register, refresh, delete.
+    assert_eq!(app.register(&stdio_fixture("fx", None)).await.status(), 201);
+    let ready: Value = app.registry_get("/readyz").await.json().await.unwrap();
+    assert_eq!(ready["status"], "ready");
+    assert_eq!(ready["nats"], "not connected");
+    let deleted = app
+        .http
+        .delete(format!("{}/api/v1/mcpo/services/fx", app.registry_url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(deleted.status(), 204);
+    assert_eq!(mcpo_core::outbox::pending(&app.deps.pool).await.unwrap(), 3);
+    // The relay is trying, and failing, and says why.
+    wait_until("the relay records a failed attempt", async || {
+        failed_attempts(&app).await > 0
+    })
+    .await;
+    assert!(direct.stored_events().await.unwrap().is_empty());
+
+    gate.open();
+    wait_until("the outbox is empty", async || {
+        mcpo_core::outbox::pending(&app.deps.pool).await.unwrap() == 0
+    })
+    .await;
+
+    let events = direct.stored_events().await.unwrap();
+    let kinds: Vec<String> = events
+        .iter()
+        .map(|e| match &e.event {
+            Event::ServiceRegistered(_) => "registered".to_owned(),
+            Event::ToolsUpdated(u) => format!("tools.{:?}", u.change).to_lowercase(),
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        ["registered", "tools.registered", "tools.deleted"],
+        "each event once, in order"
+    );
+    let mut ids: Vec<_> = events.iter().map(|e| e.event_id).collect();
+    ids.dedup();
+    assert_eq!(ids.len(), 3);
+    assert!(matches!(&events[2].event, Event::ToolsUpdated(u) if u.change == ToolsChange::Deleted));
+}
+
+async fn failed_attempts(app: &TestApp) -> i64 {
+    use diesel_async::RunQueryDsl;
+    #[derive(diesel::QueryableByName)]
+    struct Count {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    let mut conn = app.deps.pool.get().await.unwrap();
+    let count: Count = diesel::sql_query(
+        "SELECT count(*) AS n FROM event_outbox WHERE last_error IS NOT NULL AND published_at IS NULL",
+    )
+    .get_result(&mut conn)
+    .await
+    .unwrap();
+    count.n
+}
