@@ -41,6 +41,8 @@ error_codes! {
     ServiceNotFound => (NOT_FOUND, "service_not_found", "No service is registered under that name."),
     ToolNotFound => (NOT_FOUND, "tool_not_found", "The service has no tool with that endpoint name."),
     ServiceNameTaken => (CONFLICT, "service_name_taken", "A service with that name is already registered."),
+    PreconditionFailed => (PRECONDITION_FAILED, "precondition_failed", "`If-Match` names a revision the service no longer has; read it again."),
+    ServiceDisabled => (SERVICE_UNAVAILABLE, "service_disabled", "The service is disabled by an operator; its tools answer again once it is enabled."),
     ConcurrentChange => (CONFLICT, "concurrent_change", "The service changed while this request ran; read it again and retry."),
     UpstreamUnreachable => (BAD_GATEWAY, "upstream_unreachable", "The MCP server could not be started or reached, or closed the connection."),
     UpstreamProtocolError => (BAD_GATEWAY, "upstream_protocol_error", "The MCP server answered with a JSON-RPC error or something that is not valid MCP."),

@@ -28,6 +28,18 @@ pub enum Event {
     ServiceRegistered(ServiceRegistered),
     #[serde(rename = "tools.updated")]
     ToolsUpdated(ToolsUpdated),
+    #[serde(rename = "service.updated")]
+    ServiceUpdated(ServiceUpdated),
+}
+
+/// A service's settings changed (description, transport, enabled); when its
+/// tools changed too, a `tools.updated` event follows.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ServiceUpdated {
+    pub service_id: Uuid,
+    pub service_name: String,
+    pub revision: i64,
+    pub status: String,
 }
 
 /// A new service was stored with its tools.
@@ -56,6 +68,7 @@ pub struct ToolsUpdated {
 #[serde(rename_all = "snake_case")]
 pub enum ToolsChange {
     Registered,
+    /// Re-listed on refresh, or after a transport change.
     Refreshed,
     Deleted,
 }
@@ -66,6 +79,7 @@ impl Event {
         match self {
             Event::ServiceRegistered(_) => "service.registered",
             Event::ToolsUpdated(_) => "tools.updated",
+            Event::ServiceUpdated(_) => "service.updated",
         }
     }
 }

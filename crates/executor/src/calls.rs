@@ -48,6 +48,9 @@ impl Executor {
                 service: service.to_owned(),
                 tool: endpoint_name.to_owned(),
             })?;
+        if route.disabled {
+            return Err(ExecutorError::ServiceDisabled(service.to_owned()));
+        }
         let session = self.sessions.get(&route).await?;
         match session.call_tool(tool, arguments, self.call_timeout).await {
             Ok(result) => results::to_answer(tool, result),

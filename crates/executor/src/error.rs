@@ -6,6 +6,8 @@ use serde_json::{json, Value};
 pub enum ExecutorError {
     #[error("no service named `{0}` is registered")]
     ServiceNotFound(String),
+    #[error("service `{0}` is disabled")]
+    ServiceDisabled(String),
     #[error("service `{service}` has no tool `{tool}`")]
     ToolNotFound { service: String, tool: String },
     #[error("{0}")]
@@ -25,6 +27,9 @@ impl From<ExecutorError> for ApiError {
         match e {
             ExecutorError::ServiceNotFound(_) => {
                 ApiError::new(ErrorCode::ServiceNotFound, e.to_string())
+            }
+            ExecutorError::ServiceDisabled(_) => {
+                ApiError::new(ErrorCode::ServiceDisabled, e.to_string())
             }
             ExecutorError::ToolNotFound { .. } => {
                 ApiError::new(ErrorCode::ToolNotFound, e.to_string())

@@ -16,24 +16,32 @@ pub async fn follow(
 ) {
     futures::pin_mut!(events);
     while let Some(envelope) = events.next().await {
-        let Event::ToolsUpdated(update) = envelope.event else {
-            continue;
+        let (service_id, service_name, deleted) = match &envelope.event {
+            Event::ToolsUpdated(update) => (
+                update.service_id,
+                update.service_name.clone(),
+                update.change == ToolsChange::Deleted,
+            ),
+            Event::ServiceUpdated(update) => {
+                (update.service_id, update.service_name.clone(), false)
+            }
+            Event::ServiceRegistered(_) => continue,
         };
-        if update.change == ToolsChange::Deleted {
-            routes.forget(update.service_id);
-            sessions.discard(update.service_id);
+        if deleted {
+            routes.forget(service_id);
+            sessions.discard(service_id);
         }
-        match routes.reload(&update.service_name).await {
+        match routes.reload(&service_name).await {
             Ok(RouteChange::Removed(route)) => {
                 sessions.discard(route.id);
-                tracing::info!(service = %update.service_name, "route removed");
+                tracing::info!(service = %service_name, "route removed");
             }
             Ok(RouteChange::Upserted(route)) => {
                 tracing::info!(service = %route.name, revision = route.revision, tools = route.tools.len(), "route updated");
             }
             Ok(RouteChange::Unchanged) => {}
             Err(e) => {
-                tracing::error!(error = %e, service = %update.service_name, "cannot reload route")
+                tracing::error!(error = %e, service = %service_name, "cannot reload route")
             }
         }
     }

@@ -26,7 +26,10 @@ const MAX_BODY_BYTES: usize = 1024 * 1024;
 /// Builds the executor: subscribes to events first, then loads every route,
 /// so no change made in between is missed.
 pub async fn build(settings: &Settings, deps: Dependencies) -> Result<Application, CoreError> {
-    let events = deps.bus.subscribe(&["tools.updated"]).await?;
+    let events = deps
+        .bus
+        .subscribe(&["tools.updated", "service.updated"])
+        .await?;
     let routes = Arc::new(RoutingTable::new(deps.pool.clone()));
     let loaded = routes.load_all().await?;
     tracing::info!(services = loaded, "routes loaded");

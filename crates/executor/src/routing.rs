@@ -8,7 +8,7 @@ use std::sync::{Arc, RwLock};
 
 use mcpo_core::db::queries::{self, ServiceRecord};
 use mcpo_core::db::DbPool;
-use mcpo_core::domain::TransportConfig;
+use mcpo_core::domain::{ServiceStatus, TransportConfig};
 use mcpo_core::CoreError;
 use uuid::Uuid;
 
@@ -17,6 +17,8 @@ pub struct ServiceRoute {
     pub id: Uuid,
     pub name: String,
     pub revision: i64,
+    /// Disabled by an operator: calls are refused without contacting the server.
+    pub disabled: bool,
     pub transport: TransportConfig,
     /// Endpoint name → MCP tool name.
     pub tools: HashMap<String, String>,
@@ -28,6 +30,7 @@ impl ServiceRoute {
             id: record.service.id,
             name: record.service.name.clone(),
             revision: record.service.revision,
+            disabled: record.service.status == ServiceStatus::Disabled.as_str(),
             transport: record.transport()?,
             tools: record
                 .tools

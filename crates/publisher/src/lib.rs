@@ -16,7 +16,10 @@ use mcpo_core::CoreError;
 use crate::publisher::Publisher;
 
 pub async fn build(settings: &Settings, deps: Dependencies) -> Result<Application, CoreError> {
-    let events = deps.bus.subscribe(&["tools.updated"]).await?;
+    let events = deps
+        .bus
+        .subscribe(&["tools.updated", "service.updated"])
+        .await?;
     let publisher =
         Publisher::start(deps.pool.clone(), settings.executor_public_url.clone()).await?;
     let follower = tokio::spawn(publisher.clone().follow(events));

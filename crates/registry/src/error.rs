@@ -13,6 +13,8 @@ pub enum RegistryError {
     ServiceNotFound(String),
     #[error("service `{0}` changed while this request ran; retry")]
     ConcurrentChange(String),
+    #[error("service `{name}` is at revision {current}, not the one `If-Match` names")]
+    PreconditionFailed { name: String, current: i64 },
     #[error(transparent)]
     Upstream(#[from] McpError),
     #[error(transparent)]
@@ -54,6 +56,10 @@ impl From<RegistryError> for ApiError {
             }
             RegistryError::ConcurrentChange(_) => {
                 ApiError::new(ErrorCode::ConcurrentChange, e.to_string())
+            }
+            RegistryError::PreconditionFailed { current, .. } => {
+                ApiError::new(ErrorCode::PreconditionFailed, e.to_string())
+                    .with_details(serde_json::json!({ "revision": current }))
             }
             RegistryError::Upstream(e) => e.into(),
             RegistryError::Core(e) => e.into(),

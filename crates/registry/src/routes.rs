@@ -1,9 +1,10 @@
 //! HTTP handlers: extract, call `Registry`, map the answer.
 
-use actix_web::{web, HttpResponse};
+use actix_web::http::header::{ETAG, IF_MATCH};
+use actix_web::{web, HttpRequest, HttpResponse};
 use mcpo_core::ApiError;
 
-use crate::services::{RegisterService, Registry};
+use crate::services::{etag, IfMatch, RegisterService, Registry, UpdateService};
 
 type Result<T> = std::result::Result<T, ApiError>;
 
@@ -14,6 +15,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route("", web::get().to(list))
             .route("/{name}", web::get().to(get))
             .route("/{name}", web::delete().to(delete))
+            .route("/{name}", web::patch().to(update))
             .route("/{name}/tools", web::get().to(tools))
             .route("/{name}/refresh", web::post().to(refresh)),
     );
@@ -29,6 +31,7 @@ async fn register(
             "Location",
             format!("/api/v1/mcpo/services/{}", service.name),
         ))
+        .insert_header((ETAG, etag(service.revision)))
         .json(service))
 }
 
@@ -37,7 +40,26 @@ async fn list(registry: web::Data<Registry>) -> Result<HttpResponse> {
 }
 
 async fn get(registry: web::Data<Registry>, name: web::Path<String>) -> Result<HttpResponse> {
-    Ok(HttpResponse::Ok().json(registry.get(&name).await?))
+    let service = registry.get(&name).await?;
+    Ok(HttpResponse::Ok()
+        .insert_header((ETAG, etag(service.revision)))
+        .json(service))
+}
+
+async fn update(
+    registry: web::Data<Registry>,
+    name: web::Path<String>,
+    req: HttpRequest,
+    body: web::Json<UpdateService>,
+) -> Result<HttpResponse> {
+    let if_match = req
+        .headers()
+        .get(IF_MATCH)
+        .map(|v| IfMatch::parse(v.to_str().unwrap_or("")));
+    let service = registry.update(&name, body.into_inner(), if_match).await?;
+    Ok(HttpResponse::Ok()
+        .insert_header((ETAG, etag(service.revision)))
+        .json(service))
 }
 
 async fn tools(registry: web::Data<Registry>, name: web::Path<String>) -> Result<HttpResponse> {
@@ -45,7 +67,10 @@ async fn tools(registry: web::Data<Registry>, name: web::Path<String>) -> Result
 }
 
 async fn refresh(registry: web::Data<Registry>, name: web::Path<String>) -> Result<HttpResponse> {
-    Ok(HttpResponse::Ok().json(registry.refresh(&name).await?))
+    let outcome = registry.refresh(&name).await?;
+    Ok(HttpResponse::Ok()
+        .insert_header((ETAG, etag(outcome.service.revision)))
+        .json(outcome))
 }
 
 async fn delete(registry: web::Data<Registry>, name: web::Path<String>) -> Result<HttpResponse> {

@@ -7,14 +7,16 @@ use mcpo_core::db::models::ServiceRow;
 use mcpo_core::db::queries::{self, ServiceRecord};
 use mcpo_core::db::DbPool;
 use mcpo_core::domain::naming::validate_service_name;
-use mcpo_core::domain::{ServiceView, TransportConfig};
-use mcpo_core::events::{Event, EventEnvelope, ServiceRegistered, ToolsChange, ToolsUpdated};
+use mcpo_core::domain::{ServiceStatus, ServiceView, TransportConfig};
+use mcpo_core::events::{
+    Event, EventEnvelope, ServiceRegistered, ServiceUpdated, ToolsChange, ToolsUpdated,
+};
 use mcpo_core::mcp;
 use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 
 use crate::error::RegistryError;
-use crate::store::{self, NewService};
+use crate::store::{self, Changed, NewService, ServiceChange};
 
 const MAX_DESCRIPTION_LEN: usize = 4096;
 
@@ -38,6 +40,70 @@ pub struct RegisterService {
     pub transport: TransportConfig,
 }
 
+/// `PATCH` body: only the fields present change; `"description": null` clears it.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateService {
+    #[serde(default, deserialize_with = "present")]
+    pub description: Option<Option<String>>,
+    #[serde(default)]
+    pub transport: Option<TransportConfig>,
+    #[serde(default)]
+    pub enabled: Option<bool>,
+}
+
+/// Tells a field that is present (even as `null`) from one that is absent.
+fn present<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(deserializer).map(Some)
+}
+
+impl UpdateService {
+    fn validate(&self) -> Result<(), RegistryError> {
+        validate_description(self.description.as_ref().and_then(|d| d.as_deref()))?;
+        match &self.transport {
+            Some(transport) => transport
+                .validate()
+                .map_err(|(field, problem)| RegistryError::invalid(field, problem)),
+            None => Ok(()),
+        }
+    }
+}
+
+/// An `If-Match` header: `*` or a list of entity tags (`"3"`, `W/"3"`).
+#[derive(Debug, Clone)]
+pub struct IfMatch(Vec<String>);
+
+impl IfMatch {
+    pub fn parse(header: &str) -> IfMatch {
+        IfMatch(
+            header
+                .split(',')
+                .map(|tag| {
+                    tag.trim()
+                        .trim_start_matches("W/")
+                        .trim_matches('"')
+                        .to_owned()
+                })
+                .collect(),
+        )
+    }
+
+    pub fn matches(&self, revision: i64) -> bool {
+        self.0
+            .iter()
+            .any(|tag| tag == "*" || tag.parse::<i64>() == Ok(revision))
+    }
+}
+
+/// The entity tag of a service at a revision.
+pub fn etag(revision: i64) -> String {
+    format!("\"{revision}\"")
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RefreshOutcome {
     /// Whether the tool list differed from the stored one.
@@ -49,19 +115,20 @@ impl RegisterService {
     fn validate(&self) -> Result<(), RegistryError> {
         validate_service_name(&self.name)
             .map_err(|problem| RegistryError::invalid("name", problem))?;
-        if self
-            .description
-            .as_ref()
-            .is_some_and(|d| d.len() > MAX_DESCRIPTION_LEN)
-        {
-            return Err(RegistryError::invalid(
-                "description",
-                format!("must be at most {MAX_DESCRIPTION_LEN} bytes"),
-            ));
-        }
+        validate_description(self.description.as_deref())?;
         self.transport
             .validate()
             .map_err(|(field, problem)| RegistryError::invalid(field, problem))
+    }
+}
+
+fn validate_description(description: Option<&str>) -> Result<(), RegistryError> {
+    match description {
+        Some(d) if d.len() > MAX_DESCRIPTION_LEN => Err(RegistryError::invalid(
+            "description",
+            format!("must be at most {MAX_DESCRIPTION_LEN} bytes"),
+        )),
+        _ => Ok(()),
     }
 }
 
@@ -137,22 +204,101 @@ impl Registry {
     pub async fn refresh(&self, name: &str) -> Result<RefreshOutcome, RegistryError> {
         let current = self.find(name).await?;
         let discovered = mcp::discover(&current.transport()?, self.connect_timeout, name).await?;
-        let events = |record: &ServiceRecord| vec![tools_updated(record, ToolsChange::Refreshed)];
-        let (record, changed) =
-            store::replace_tools(&mut *self.pool.get().await?, &current, &discovered, &events)
-                .await?;
-        if changed {
-            self.outbox_wake.notify_one();
-            tracing::info!(
-                tools = record.tools.len(),
-                revision = record.service.revision,
-                "tools changed"
-            );
-        }
+        let change = ServiceChange {
+            discovered: Some(&discovered),
+            ..Default::default()
+        };
+        let (record, changed) = self.apply(&current, &change).await?;
         Ok(RefreshOutcome {
-            changed,
+            changed: changed.tools,
             service: record.to_view(&self.endpoint_base, true)?,
         })
+    }
+
+    /// Changes description, transport or the enabled flag. A new transport is
+    /// discovered before anything is stored: if the server cannot be reached
+    /// there, nothing changes. `if_match` is the revision the caller last saw.
+    #[tracing::instrument(skip(self, update))]
+    pub async fn update(
+        &self,
+        name: &str,
+        update: UpdateService,
+        if_match: Option<IfMatch>,
+    ) -> Result<ServiceView, RegistryError> {
+        update.validate()?;
+        let current = self.find(name).await?;
+        let precondition_failed = || RegistryError::PreconditionFailed {
+            name: name.to_owned(),
+            current: current.service.revision,
+        };
+        if if_match
+            .as_ref()
+            .is_some_and(|m| !m.matches(current.service.revision))
+        {
+            return Err(precondition_failed());
+        }
+        let discovered = match &update.transport {
+            Some(transport) if *transport != current.transport()? => {
+                Some(mcp::discover(transport, self.connect_timeout, name).await?)
+            }
+            _ => None,
+        };
+        let status = update.enabled.and_then(|enabled| {
+            let disabled = current.service.status == ServiceStatus::Disabled.as_str();
+            match (enabled, disabled) {
+                (false, _) => Some(ServiceStatus::Disabled),
+                (true, true) => Some(ServiceStatus::Active),
+                (true, false) => None,
+            }
+        });
+        let change = ServiceChange {
+            description: update.description.as_ref().map(|d| d.as_deref()),
+            transport: update.transport.as_ref(),
+            status,
+            discovered: discovered.as_ref(),
+        };
+        match self.apply(&current, &change).await {
+            // With If-Match, "changed meanwhile" is the precondition failing.
+            Err(RegistryError::ConcurrentChange(_)) if if_match.is_some() => {
+                Err(precondition_failed())
+            }
+            other => Ok(other?.0.to_view(&self.endpoint_base, true)?),
+        }
+    }
+
+    /// Stores a change with its events: `service.updated` when settings
+    /// changed, `tools.updated` when tools did.
+    async fn apply(
+        &self,
+        current: &ServiceRecord,
+        change: &ServiceChange<'_>,
+    ) -> Result<(ServiceRecord, Changed), RegistryError> {
+        let events = |record: &ServiceRecord, changed: Changed| {
+            let mut events = Vec::new();
+            if changed.service {
+                events.push(EventEnvelope::new(Event::ServiceUpdated(ServiceUpdated {
+                    service_id: record.service.id,
+                    service_name: record.service.name.clone(),
+                    revision: record.service.revision,
+                    status: record.service.status.clone(),
+                })));
+            }
+            if changed.tools {
+                events.push(tools_updated(record, ToolsChange::Refreshed));
+            }
+            events
+        };
+        let (record, changed) =
+            store::update_service(&mut *self.pool.get().await?, current, change, &events).await?;
+        if changed.service || changed.tools {
+            self.outbox_wake.notify_one();
+            tracing::info!(
+                revision = record.service.revision,
+                tools_changed = changed.tools,
+                "service changed"
+            );
+        }
+        Ok((record, changed))
     }
 
     #[tracing::instrument(skip(self))]

@@ -81,36 +81,88 @@ pub async fn insert_service(
     .await
 }
 
-/// Replaces the tools of a service when they differ from what is stored, and
-/// bumps its revision. Returns the record and whether anything changed.
-pub async fn replace_tools(
+/// What an update changes; `None` leaves a field as it is.
+#[derive(Default)]
+pub struct ServiceChange<'a> {
+    pub description: Option<Option<&'a str>>,
+    pub transport: Option<&'a TransportConfig>,
+    pub status: Option<ServiceStatus>,
+    /// A fresh discovery; the tools are replaced when they differ.
+    pub discovered: Option<&'a DiscoveredServer>,
+}
+
+/// What an update did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Changed {
+    pub service: bool,
+    pub tools: bool,
+}
+
+#[derive(AsChangeset)]
+#[diesel(table_name = mcp_services)]
+struct ServiceChangeset<'a> {
+    description: Option<Option<&'a str>>,
+    transport: Option<Value>,
+    status: Option<&'a str>,
+    server_info: Option<&'a Value>,
+    protocol_version: Option<&'a str>,
+    instructions: Option<Option<&'a str>>,
+    revision: i64,
+}
+
+/// Applies a change guarded by the revision `current` was read at: when
+/// someone else changed the service meanwhile nothing is written and the
+/// answer is `ConcurrentChange` (or `ServiceNotFound` after a delete). Bumps
+/// the revision when anything changed; `events` are stored in the same
+/// transaction.
+pub async fn update_service(
     conn: &mut AsyncPgConnection,
     current: &ServiceRecord,
-    discovered: &DiscoveredServer,
-    events: EventsFor<'_>,
-) -> Result<(ServiceRecord, bool), RegistryError> {
-    if same_tools(current, &discovered.tools) {
-        return Ok((current.clone(), false));
+    change: &ServiceChange<'_>,
+    events: &(dyn Fn(&ServiceRecord, Changed) -> Vec<EventEnvelope> + Sync),
+) -> Result<(ServiceRecord, Changed), RegistryError> {
+    let stored_transport = current.transport()?;
+    let changed = Changed {
+        service: change
+            .description
+            .is_some_and(|d| d != current.service.description.as_deref())
+            || change.transport.is_some_and(|t| *t != stored_transport)
+            || change
+                .status
+                .is_some_and(|s| s.as_str() != current.service.status),
+        tools: change
+            .discovered
+            .is_some_and(|d| !same_tools(current, &d.tools)),
+    };
+    if !changed.service && !changed.tools {
+        return Ok((current.clone(), changed));
     }
+    let transport = change
+        .transport
+        .map(serde_json::to_value)
+        .transpose()
+        .map_err(|e| mcpo_core::CoreError::Internal(e.to_string()))?;
+    let discovered = change.discovered;
+    let changeset = ServiceChangeset {
+        description: change.description,
+        transport,
+        status: change.status.map(ServiceStatus::as_str),
+        server_info: discovered.map(|d| &d.server_info),
+        protocol_version: discovered.map(|d| d.protocol_version.as_str()),
+        instructions: discovered.map(|d| d.instructions.as_deref()),
+        revision: current.service.revision + 1,
+    };
     let service_id = current.service.id;
     let name = current.service.name.clone();
     let revision = current.service.revision;
     conn.transaction(async |conn| {
-        // Guarded by the revision we read: a concurrent refresh or delete makes
-        // this update touch no row, and nothing is overwritten.
         let updated = diesel::update(mcp_services::table)
             .filter(
                 mcp_services::id
                     .eq(service_id)
                     .and(mcp_services::revision.eq(revision)),
             )
-            .set((
-                mcp_services::revision.eq(revision + 1),
-                mcp_services::server_info.eq(Some(&discovered.server_info)),
-                mcp_services::protocol_version.eq(Some(&discovered.protocol_version)),
-                mcp_services::instructions.eq(discovered.instructions.as_deref()),
-                mcp_services::updated_at.eq(diesel::dsl::now),
-            ))
+            .set((&changeset, mcp_services::updated_at.eq(diesel::dsl::now)))
             .execute(conn)
             .await?;
         if updated == 0 {
@@ -119,13 +171,15 @@ pub async fn replace_tools(
                 false => RegistryError::ServiceNotFound(name.clone()),
             });
         }
-        diesel::delete(tools::table.filter(tools::service_id.eq(service_id)))
-            .execute(conn)
-            .await?;
-        insert_tools(conn, service_id, &name, &discovered.tools).await?;
+        if let (true, Some(discovered)) = (changed.tools, discovered) {
+            diesel::delete(tools::table.filter(tools::service_id.eq(service_id)))
+                .execute(conn)
+                .await?;
+            insert_tools(conn, service_id, &name, &discovered.tools).await?;
+        }
         let record = load(conn, &name).await?;
-        outbox::enqueue(conn, &events(&record)).await?;
-        Ok((record, true))
+        outbox::enqueue(conn, &events(&record, changed)).await?;
+        Ok((record, changed))
     })
     .await
 }

@@ -9,6 +9,7 @@ mod outbox;
 mod publisher;
 mod registry;
 mod up;
+mod update;
 
 pub const MCPO: &str = env!("CARGO_BIN_EXE_mcpo");
 

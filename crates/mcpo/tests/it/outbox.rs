@@ -65,13 +65,13 @@ async fn events_written_while_nats_is_down_are_delivered_once_when_it_returns() 
     let kinds: Vec<String> = events
         .iter()
         .map(|e| match &e.event {
-            Event::ServiceRegistered(_) => "registered".to_owned(),
             Event::ToolsUpdated(u) => format!("tools.{:?}", u.change).to_lowercase(),
+            other => other.subject_suffix().to_owned(),
         })
         .collect();
     assert_eq!(
         kinds,
-        ["registered", "tools.registered", "tools.deleted"],
+        ["service.registered", "tools.registered", "tools.deleted"],
         "each event once, in order"
     );
     let mut ids: Vec<_> = events.iter().map(|e| e.event_id).collect();
