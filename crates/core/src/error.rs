@@ -56,7 +56,7 @@ error_codes! {
 }
 
 /// The JSON body of every error answer.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct ErrorBody {
     pub code: String,
     pub message: String,

@@ -91,6 +91,18 @@ pub fn json_config(limit: usize) -> web::JsonConfig {
         })
 }
 
+/// Query-string errors as our JSON: 400 `bad_request` with serde's message,
+/// which names the parameter.
+pub fn query_config() -> web::QueryConfig {
+    web::QueryConfig::default().error_handler(|err, _req| {
+        ApiError::new(
+            ErrorCode::BadRequest,
+            format!("invalid query string: {err}"),
+        )
+        .into()
+    })
+}
+
 /// Renders errors that did not come from our handlers (actix's own: payload
 /// too large, unreadable body, unknown method) as our JSON error body, so
 /// every non-2xx answer of every service has a `code`.

@@ -6,12 +6,17 @@ pub mod services;
 pub mod store;
 
 use actix_web::middleware::from_fn;
-use actix_web::{web, App, HttpServer};
+use actix_web::{web, App, HttpResponse, HttpServer};
 use mcpo_core::config::Settings;
-use mcpo_core::http::{health_routes, json_config, json_errors, not_found, request_id_middleware};
+use mcpo_core::http::{
+    health_routes, json_config, json_errors, not_found, query_config, request_id_middleware,
+};
 use mcpo_core::outbox::Relay;
 use mcpo_core::server::{bind, Application, Dependencies};
 use mcpo_core::CoreError;
+use utoipa::OpenApi;
+use utoipa_actix_web::AppExt;
+use utoipa_scalar::{Scalar, Servable};
 
 pub use services::Registry;
 
@@ -25,14 +30,22 @@ pub fn build(settings: &Settings, deps: Dependencies) -> Result<Application, Cor
     let relay = tokio::spawn(relay.run());
     let readiness = web::Data::new(deps.readiness(false));
     let server = HttpServer::new(move || {
-        App::new()
-            .wrap(json_errors())
+        let (app, api) = App::new()
+            .into_utoipa_app()
+            .openapi(routes::RegistryApi::openapi())
+            .configure(routes::configure)
+            .split_for_parts();
+        let api_json = web::Data::new(api.clone());
+        app.wrap(json_errors())
             .wrap(from_fn(request_id_middleware))
             .app_data(json_config(MAX_BODY_BYTES))
+            .app_data(query_config())
             .app_data(registry.clone())
             .app_data(readiness.clone())
+            .app_data(api_json)
             .configure(health_routes)
-            .configure(routes::configure)
+            .route("/api/v1/openapi.json", web::get().to(openapi_json))
+            .service(Scalar::with_url("/api/v1/docs", api).title("MCPO registry API"))
             .default_service(web::to(not_found))
     })
     .workers(settings.http_workers)
@@ -40,6 +53,20 @@ pub fn build(settings: &Settings, deps: Dependencies) -> Result<Application, Cor
     .map_err(|e| CoreError::Internal(e.to_string()))?
     .run();
     Ok(Application::new(addr, server, vec![relay]))
+}
+
+async fn openapi_json(api: web::Data<utoipa::openapi::OpenApi>) -> HttpResponse {
+    HttpResponse::Ok().json(api.get_ref())
+}
+
+/// The registry API document, as `/api/v1/openapi.json` serves it.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    App::new()
+        .into_utoipa_app()
+        .openapi(routes::RegistryApi::openapi())
+        .configure(routes::configure)
+        .split_for_parts()
+        .1
 }
 
 /// What the binary does: apply migrations, connect, serve.

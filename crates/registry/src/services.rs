@@ -31,9 +31,10 @@ pub struct Registry {
     pub connect_timeout: Duration,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RegisterService {
+    /// Lowercase letters, digits, `-` and `_`; 1 to 64 characters; unique.
     pub name: String,
     #[serde(default)]
     pub description: Option<String>,
@@ -41,10 +42,12 @@ pub struct RegisterService {
 }
 
 /// `PATCH` body: only the fields present change; `"description": null` clears it.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateService {
+    /// A new description; `null` clears it.
     #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>, nullable)]
     pub description: Option<Option<String>>,
     #[serde(default)]
     pub transport: Option<TransportConfig>,
@@ -72,6 +75,18 @@ impl UpdateService {
         }
     }
 }
+
+/// What the service list is asked for.
+#[derive(Debug, Clone, Default)]
+pub struct ListServices {
+    pub status: Option<ServiceStatus>,
+    pub text: Option<String>,
+    pub cursor: Option<String>,
+    pub limit: Option<i64>,
+}
+
+pub const DEFAULT_PAGE: i64 = 50;
+pub const MAX_PAGE: i64 = 200;
 
 /// An `If-Match` header: `*` or a list of entity tags (`"3"`, `W/"3"`).
 #[derive(Debug, Clone)]
@@ -104,7 +119,7 @@ pub fn etag(revision: i64) -> String {
     format!("\"{revision}\"")
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RefreshOutcome {
     /// Whether the tool list differed from the stored one.
     pub changed: bool,
@@ -177,15 +192,34 @@ impl Registry {
         Ok(record.to_view(&self.endpoint_base, true)?)
     }
 
-    pub async fn list(&self) -> Result<Vec<ServiceView>, RegistryError> {
-        let records = queries::all_services(&mut *self.pool.get().await?).await?;
-        records
+    /// A page of services (without tools) and the cursor of the next page.
+    pub async fn list(
+        &self,
+        request: ListServices,
+    ) -> Result<(Vec<ServiceView>, Option<String>), RegistryError> {
+        let limit = request.limit.unwrap_or(DEFAULT_PAGE);
+        if !(1..=MAX_PAGE).contains(&limit) {
+            return Err(RegistryError::invalid(
+                "limit",
+                format!("must be between 1 and {MAX_PAGE}"),
+            ));
+        }
+        let filter = queries::ServiceFilter {
+            status: request.status,
+            text: request.text,
+            after: request.cursor,
+            limit,
+        };
+        let (records, more) = queries::list_services(&mut *self.pool.get().await?, &filter).await?;
+        let views = records
             .iter()
             .map(|r| {
                 r.to_view(&self.endpoint_base, false)
                     .map_err(RegistryError::from)
             })
-            .collect()
+            .collect::<Result<Vec<_>, _>>()?;
+        let next = more.then(|| views.last().map(|v| v.name.clone())).flatten();
+        Ok((views, next))
     }
 
     pub async fn get(&self, name: &str) -> Result<ServiceView, RegistryError> {

@@ -125,3 +125,61 @@ async fn attach_tools(
         })
         .collect())
 }
+
+/// A page of the service list: filtered by status and by a text that a
+/// service name or one of its tool names contains, ordered by name, after
+/// `after` (keyset pagination: stable while services come and go).
+#[derive(Debug, Clone, Default)]
+pub struct ServiceFilter {
+    pub status: Option<ServiceStatus>,
+    pub text: Option<String>,
+    pub after: Option<String>,
+    pub limit: i64,
+}
+
+/// The services of one page (without tools) and whether more follow.
+pub async fn list_services(
+    conn: &mut AsyncPgConnection,
+    filter: &ServiceFilter,
+) -> Result<(Vec<ServiceRecord>, bool), CoreError> {
+    let mut query = mcp_services::table.into_boxed();
+    if let Some(status) = filter.status {
+        query = query.filter(mcp_services::status.eq(status.as_str()));
+    }
+    if let Some(after) = &filter.after {
+        query = query.filter(mcp_services::name.gt(after));
+    }
+    if let Some(text) = filter.text.as_deref().filter(|t| !t.is_empty()) {
+        let pattern = format!(
+            "%{}%",
+            text.replace('\\', "\\\\")
+                .replace('%', "\\%")
+                .replace('_', "\\_")
+        );
+        let tool_matches = tools::table
+            .filter(tools::service_id.eq(mcp_services::id))
+            .filter(tools::name.ilike(pattern.clone()));
+        query = query.filter(
+            mcp_services::name
+                .ilike(pattern)
+                .or(diesel::dsl::exists(tool_matches)),
+        );
+    }
+    let mut rows: Vec<ServiceRow> = query
+        .order(mcp_services::name.asc())
+        .limit(filter.limit + 1)
+        .select(ServiceRow::as_select())
+        .load(conn)
+        .await?;
+    let more = rows.len() as i64 > filter.limit;
+    rows.truncate(filter.limit as usize);
+    Ok((
+        rows.into_iter()
+            .map(|service| ServiceRecord {
+                service,
+                tools: Vec::new(),
+            })
+            .collect(),
+        more,
+    ))
+}

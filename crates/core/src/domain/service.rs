@@ -5,7 +5,7 @@ use uuid::Uuid;
 
 use super::TransportConfig;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ServiceStatus {
     Active,
@@ -55,7 +55,7 @@ pub struct DiscoveredTool {
 }
 
 /// A service as the APIs show it.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct ServiceView {
     pub id: Uuid,
     pub name: String,
@@ -73,7 +73,7 @@ pub struct ServiceView {
 
 /// A tool as the APIs show it. `endpoint` is the full URL of the executor
 /// endpoint when built for an API answer.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct ToolView {
     pub name: String,
     pub title: Option<String>,

@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 
 /// How MCPO reaches an MCP server. Stored as JSON in `mcp_services.transport`
 /// and accepted as-is by the registry API.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum TransportConfig {
     /// A local process speaking MCP over stdin/stdout.
