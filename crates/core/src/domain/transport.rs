@@ -2,6 +2,14 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+/// Limits on what a transport may carry: generous for real servers, small
+/// enough that one registration cannot bloat rows, logs and process tables.
+pub const MAX_COMMAND_LEN: usize = 4096;
+pub const MAX_ARGS: usize = 128;
+pub const MAX_ENTRIES: usize = 64;
+pub const MAX_VALUE_LEN: usize = 8192;
+pub const MAX_URL_LEN: usize = 2048;
+
 /// How MCPO reaches an MCP server. Stored as JSON in `mcp_services.transport`
 /// and accepted as-is by the registry API.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -35,10 +43,32 @@ impl TransportConfig {
     /// header names and values HTTP accepts. Returns `(field, problem)`.
     pub fn validate(&self) -> Result<(), (String, String)> {
         match self {
-            TransportConfig::Stdio { command, env, .. } => {
+            TransportConfig::Stdio { command, args, env } => {
                 if command.trim().is_empty() {
                     return Err(("transport.command".into(), "must not be empty".into()));
                 }
+                if command.len() > MAX_COMMAND_LEN || command.contains('\0') {
+                    return Err((
+                        "transport.command".into(),
+                        format!("must be at most {MAX_COMMAND_LEN} bytes, without NUL"),
+                    ));
+                }
+                if args.len() > MAX_ARGS {
+                    return Err((
+                        "transport.args".into(),
+                        format!("may hold at most {MAX_ARGS} arguments"),
+                    ));
+                }
+                if let Some(i) = args
+                    .iter()
+                    .position(|a| a.len() > MAX_VALUE_LEN || a.contains('\0'))
+                {
+                    return Err((
+                        format!("transport.args[{i}]"),
+                        format!("must be at most {MAX_VALUE_LEN} bytes, without NUL"),
+                    ));
+                }
+                check_entries("transport.env", env)?;
                 if let Some(key) = env
                     .keys()
                     .find(|k| k.is_empty() || k.contains('=') || k.contains('\0'))
@@ -51,6 +81,13 @@ impl TransportConfig {
                 Ok(())
             }
             TransportConfig::StreamableHttp { url, headers } => {
+                if url.len() > MAX_URL_LEN {
+                    return Err((
+                        "transport.url".into(),
+                        format!("must be at most {MAX_URL_LEN} bytes"),
+                    ));
+                }
+                check_entries("transport.headers", headers)?;
                 let parsed = url::Url::parse(url).map_err(|e| {
                     (
                         "transport.url".to_owned(),
@@ -77,5 +114,103 @@ impl TransportConfig {
                 Ok(())
             }
         }
+    }
+}
+
+fn check_entries(field: &str, entries: &BTreeMap<String, String>) -> Result<(), (String, String)> {
+    if entries.len() > MAX_ENTRIES {
+        return Err((
+            field.to_owned(),
+            format!("may hold at most {MAX_ENTRIES} entries"),
+        ));
+    }
+    match entries
+        .iter()
+        .find(|(k, v)| k.len() > MAX_VALUE_LEN || v.len() > MAX_VALUE_LEN)
+    {
+        Some((key, _)) => Err((
+            format!("{field}.{key}"),
+            format!("must be at most {MAX_VALUE_LEN} bytes"),
+        )),
+        None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stdio(command: &str, args: Vec<String>, env: BTreeMap<String, String>) -> TransportConfig {
+        TransportConfig::Stdio {
+            command: command.into(),
+            args,
+            env,
+        }
+    }
+
+    fn field(t: &TransportConfig) -> String {
+        t.validate().unwrap_err().0
+    }
+
+    #[test]
+    fn limits_name_the_field() {
+        assert!(stdio("npx", vec!["-y".into()], BTreeMap::new())
+            .validate()
+            .is_ok());
+        assert_eq!(
+            field(&stdio("", vec![], BTreeMap::new())),
+            "transport.command"
+        );
+        assert_eq!(
+            field(&stdio("a\0b", vec![], BTreeMap::new())),
+            "transport.command"
+        );
+        assert_eq!(
+            field(&stdio("x", vec!["a".into(); MAX_ARGS + 1], BTreeMap::new())),
+            "transport.args"
+        );
+        assert_eq!(
+            field(&stdio(
+                "x",
+                vec!["ok".into(), "y".repeat(MAX_VALUE_LEN + 1)],
+                BTreeMap::new()
+            )),
+            "transport.args[1]"
+        );
+        let many: BTreeMap<_, _> = (0..=MAX_ENTRIES)
+            .map(|i| (format!("K{i}"), "v".to_owned()))
+            .collect();
+        assert_eq!(field(&stdio("x", vec![], many)), "transport.env");
+        let bad_key = BTreeMap::from([("A=B".to_owned(), "v".to_owned())]);
+        assert_eq!(field(&stdio("x", vec![], bad_key)), "transport.env.A=B");
+
+        let http = |url: &str, headers: BTreeMap<String, String>| TransportConfig::StreamableHttp {
+            url: url.into(),
+            headers,
+        };
+        assert!(http("https://mcp.example.com/mcp", BTreeMap::new())
+            .validate()
+            .is_ok());
+        assert_eq!(
+            field(&http("ftp://x/mcp", BTreeMap::new())),
+            "transport.url"
+        );
+        assert_eq!(
+            field(&http(
+                &format!("https://x/{}", "a".repeat(MAX_URL_LEN)),
+                BTreeMap::new()
+            )),
+            "transport.url"
+        );
+        let bad_header = BTreeMap::from([("bad header".to_owned(), "v".to_owned())]);
+        assert_eq!(
+            field(&http("https://x/mcp", bad_header)),
+            "transport.headers.bad header"
+        );
+        let long_value = BTreeMap::from([("x-key".to_owned(), "v".repeat(MAX_VALUE_LEN + 1))]);
+        assert_eq!(
+            field(&http("https://x/mcp", long_value)),
+            "transport.headers.x-key"
+        );
     }
 }
