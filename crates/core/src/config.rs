@@ -16,6 +16,7 @@
 //! | `MCPO_TOOL_CALL_TIMEOUT_SECS` | default limit of one tool call | `60` |
 //! | `MCPO_LOG_FORMAT` | `json` or `pretty` | `json` |
 //! | `MCPO_HTTP_WORKERS` | HTTP worker threads per service | number of cores |
+//! | `MCPO_STATUS_INTERVAL_MS` | how often the registry checks every service (`0`: never) | `30000` |
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -39,6 +40,8 @@ pub struct Settings {
     pub tool_call_timeout: Duration,
     pub log_format: LogFormat,
     pub http_workers: usize,
+    /// `None`: the status monitor does not run.
+    pub status_interval: Option<Duration>,
 }
 
 #[derive(Debug, Clone)]
@@ -79,6 +82,7 @@ struct RawSettings {
     mcpo_tool_call_timeout_secs: u64,
     mcpo_log_format: LogFormat,
     mcpo_http_workers: Option<usize>,
+    mcpo_status_interval_ms: u64,
 }
 
 impl Default for RawSettings {
@@ -97,6 +101,7 @@ impl Default for RawSettings {
             mcpo_tool_call_timeout_secs: 60,
             mcpo_log_format: LogFormat::Json,
             mcpo_http_workers: None,
+            mcpo_status_interval_ms: 30_000,
         }
     }
 }
@@ -115,6 +120,7 @@ const VARIABLES: &[&str] = &[
     "MCPO_TOOL_CALL_TIMEOUT_SECS",
     "MCPO_LOG_FORMAT",
     "MCPO_HTTP_WORKERS",
+    "MCPO_STATUS_INTERVAL_MS",
 ];
 
 impl Settings {
@@ -171,6 +177,8 @@ impl Settings {
                 .mcpo_http_workers
                 .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()))
                 .max(1),
+            status_interval: (raw.mcpo_status_interval_ms > 0)
+                .then(|| Duration::from_millis(raw.mcpo_status_interval_ms)),
         })
     }
 }

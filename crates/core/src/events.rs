@@ -30,6 +30,18 @@ pub enum Event {
     ToolsUpdated(ToolsUpdated),
     #[serde(rename = "service.updated")]
     ServiceUpdated(ServiceUpdated),
+    #[serde(rename = "service.status_changed")]
+    ServiceStatusChanged(ServiceStatusChanged),
+}
+
+/// The status monitor saw a service become reachable or not.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ServiceStatusChanged {
+    pub service_id: Uuid,
+    pub service_name: String,
+    pub previous: String,
+    pub status: String,
+    pub last_error: Option<String>,
 }
 
 /// A service's settings changed (description, transport, enabled); when its
@@ -80,6 +92,7 @@ impl Event {
             Event::ServiceRegistered(_) => "service.registered",
             Event::ToolsUpdated(_) => "tools.updated",
             Event::ServiceUpdated(_) => "service.updated",
+            Event::ServiceStatusChanged(_) => "service.status_changed",
         }
     }
 }

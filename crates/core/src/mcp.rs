@@ -157,6 +157,15 @@ impl McpSession {
             .collect()
     }
 
+    /// A JSON-RPC `ping`, answered within `timeout`.
+    pub async fn ping(&self, timeout: Duration) -> Result<(), McpError> {
+        let request = rmcp::model::ClientRequest::PingRequest(Default::default());
+        tokio::time::timeout(timeout, self.peer().send_request(request))
+            .await
+            .map_err(|_| McpError::Timeout(timeout))??;
+        Ok(())
+    }
+
     /// What `initialize` told us, plus the tool list.
     pub async fn discover(&self) -> Result<DiscoveredServer, McpError> {
         let info = self

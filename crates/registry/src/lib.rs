@@ -1,6 +1,7 @@
 //! The registry service: `/api/v1/mcpo/services`.
 
 pub mod error;
+pub mod monitor;
 pub mod routes;
 pub mod services;
 pub mod store;
@@ -27,7 +28,16 @@ pub fn build(settings: &Settings, deps: Dependencies) -> Result<Application, Cor
     let (listener, addr) = bind(settings.registry_addr)?;
     let relay = Relay::new(deps.pool.clone(), deps.bus.clone());
     let registry = web::Data::new(Registry::new(settings, deps.pool.clone(), relay.waker()));
-    let relay = tokio::spawn(relay.run());
+    let mut background = Vec::new();
+    if let Some(interval) = settings.status_interval {
+        let monitor = monitor::Monitor {
+            pool: deps.pool.clone(),
+            interval,
+            outbox_wake: relay.waker(),
+        };
+        background.push(tokio::spawn(monitor.run()));
+    }
+    background.push(tokio::spawn(relay.run()));
     let readiness = web::Data::new(deps.readiness(false));
     let server = HttpServer::new(move || {
         let (app, api) = App::new()
@@ -52,7 +62,7 @@ pub fn build(settings: &Settings, deps: Dependencies) -> Result<Application, Cor
     .listen(listener)
     .map_err(|e| CoreError::Internal(e.to_string()))?
     .run();
-    Ok(Application::new(addr, server, vec![relay]))
+    Ok(Application::new(addr, server, background))
 }
 
 async fn openapi_json(api: web::Data<utoipa::openapi::OpenApi>) -> HttpResponse {

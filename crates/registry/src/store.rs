@@ -64,6 +64,8 @@ pub async fn insert_service(
                 server_info: Some(&discovered.server_info),
                 protocol_version: Some(&discovered.protocol_version),
                 instructions: discovered.instructions.as_deref(),
+                // Discovery just reached it.
+                last_seen_at: Some(chrono::Utc::now()),
             })
             .execute(conn)
             .await;
@@ -107,6 +109,7 @@ struct ServiceChangeset<'a> {
     server_info: Option<&'a Value>,
     protocol_version: Option<&'a str>,
     instructions: Option<Option<&'a str>>,
+    last_seen_at: Option<chrono::DateTime<chrono::Utc>>,
     revision: i64,
 }
 
@@ -150,6 +153,7 @@ pub async fn update_service(
         server_info: discovered.map(|d| &d.server_info),
         protocol_version: discovered.map(|d| d.protocol_version.as_str()),
         instructions: discovered.map(|d| d.instructions.as_deref()),
+        last_seen_at: discovered.map(|_| chrono::Utc::now()),
         revision: current.service.revision + 1,
     };
     let service_id = current.service.id;

@@ -25,7 +25,12 @@ pub struct FixtureHttp {
 
 impl FixtureHttp {
     pub async fn start(tools_file: Option<PathBuf>) -> FixtureHttp {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        FixtureHttp::start_on("127.0.0.1:0".parse().unwrap(), tools_file).await
+    }
+
+    /// On a given address, e.g. the one of a fixture that was stopped.
+    pub async fn start_on(addr: std::net::SocketAddr, tools_file: Option<PathBuf>) -> FixtureHttp {
+        let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
         let url = format!("http://{}/mcp", listener.local_addr().unwrap());
         let shutdown = CancellationToken::new();
         tokio::spawn(mcpo_fixture::serve_http(
@@ -34,6 +39,14 @@ impl FixtureHttp {
             shutdown.clone(),
         ));
         FixtureHttp { url, shutdown }
+    }
+
+    pub fn addr(&self) -> std::net::SocketAddr {
+        self.url
+            .trim_start_matches("http://")
+            .trim_end_matches("/mcp")
+            .parse()
+            .unwrap()
     }
 
     pub fn transport(&self) -> Value {

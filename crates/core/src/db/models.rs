@@ -22,6 +22,9 @@ pub struct ServiceRow {
     pub revision: i64,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    pub last_seen_at: Option<DateTime<Utc>>,
+    pub last_error: Option<String>,
+    pub last_checked_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Insertable)]
@@ -35,6 +38,7 @@ pub struct NewServiceRow<'a> {
     pub server_info: Option<&'a Value>,
     pub protocol_version: Option<&'a str>,
     pub instructions: Option<&'a str>,
+    pub last_seen_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Clone, Queryable, Selectable, Identifiable)]

@@ -48,6 +48,8 @@ impl ServiceRecord {
             revision: service.revision,
             created_at: service.created_at,
             updated_at: service.updated_at,
+            last_seen_at: service.last_seen_at,
+            last_error: service.last_error.clone(),
             tools: with_tools.then(|| self.tool_views(endpoint_base)),
         })
     }

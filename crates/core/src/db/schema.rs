@@ -14,6 +14,9 @@ diesel::table! {
         revision -> Int8,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+        last_seen_at -> Nullable<Timestamptz>,
+        last_error -> Nullable<Text>,
+        last_checked_at -> Nullable<Timestamptz>,
     }
 }
 

@@ -67,6 +67,10 @@ pub struct ServiceView {
     pub revision: i64,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// When the status monitor last reached the server.
+    pub last_seen_at: Option<DateTime<Utc>>,
+    /// What went wrong at the monitor's last failed check.
+    pub last_error: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tools: Option<Vec<ToolView>>,
 }

@@ -9,6 +9,7 @@ mod listing;
 mod outbox;
 mod publisher;
 mod registry;
+mod status;
 mod up;
 mod update;
 

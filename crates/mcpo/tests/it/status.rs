@@ -1,0 +1,104 @@
+//! The status monitor: a server that goes away shows `unreachable`, and
+//! `active` again when it returns; each change is announced once.
+
+use std::time::Duration;
+
+use mcpo_core::events::{Event, EventBus};
+use mcpo_test_support::{FixtureHttp, TestApp};
+use serde_json::{json, Value};
+
+use crate::stdio_fixture;
+
+async fn wait_for_status(app: &TestApp, name: &str, status: &str) -> Value {
+    let mut service = Value::Null;
+    for _ in 0..100 {
+        service = app
+            .registry_get(&format!("/api/v1/mcpo/services/{name}"))
+            .await
+            .json()
+            .await
+            .unwrap();
+        if service["status"] == status {
+            return service;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{name} never became {status}: {service:#}");
+}
+
+#[tokio::test]
+async fn a_server_that_goes_away_is_unreachable_and_active_again_when_back() {
+    let app =
+        TestApp::spawn_with(|settings| settings.status_interval = Some(Duration::from_millis(300)))
+            .await;
+    let fixture = FixtureHttp::start(None).await;
+    let addr = fixture.addr();
+    let registered = app
+        .register(&json!({ "name": "web", "transport": fixture.transport() }))
+        .await;
+    assert_eq!(registered.status(), 201);
+    assert_eq!(
+        app.register(&stdio_fixture("off", None)).await.status(),
+        201
+    );
+    let disabled = app
+        .http
+        .patch(format!("{}/api/v1/mcpo/services/off", app.registry_url))
+        .json(&json!({ "enabled": false }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(disabled.status(), 200);
+
+    let seen = wait_for_status(&app, "web", "active").await;
+    assert!(seen["last_seen_at"].is_string(), "{seen:#}");
+    let revision = seen["revision"].clone();
+
+    drop(fixture);
+    let down = wait_for_status(&app, "web", "unreachable").await;
+    assert!(
+        down["last_error"].as_str().is_some_and(|e| !e.is_empty()),
+        "{down:#}"
+    );
+    assert_eq!(
+        down["revision"], revision,
+        "observed status is not a configuration change"
+    );
+
+    let _back = FixtureHttp::start_on(addr, None).await;
+    let up = wait_for_status(&app, "web", "active").await;
+    assert_eq!(up["last_error"], Value::Null);
+
+    // The monitor leaves a disabled service alone.
+    let off: Value = app
+        .registry_get("/api/v1/mcpo/services/off")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(off["status"], "disabled");
+
+    let bus = EventBus::connect(&app.direct_nats()).await.unwrap();
+    let mut changes = Vec::new();
+    for _ in 0..100 {
+        changes = bus
+            .stored_events()
+            .await
+            .unwrap()
+            .into_iter()
+            .filter_map(|e| match e.event {
+                Event::ServiceStatusChanged(c) if c.service_name == "web" => {
+                    Some((c.previous, c.status))
+                }
+                _ => None,
+            })
+            .collect();
+        if changes.len() >= 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let expected = [("active", "unreachable"), ("unreachable", "active")]
+        .map(|(a, b)| (a.to_owned(), b.to_owned()));
+    assert_eq!(changes, expected);
+}

@@ -1,0 +1,202 @@
+//! The status monitor: checks every enabled service on an interval (connect,
+//! initialize, ping), records what it saw, and announces status changes.
+//! One registry replica runs it at a time: the one holding a Postgres
+//! advisory lock on a connection it keeps.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use diesel::prelude::*;
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use futures::StreamExt;
+use mcpo_core::db::models::ServiceRow;
+use mcpo_core::db::schema::mcp_services;
+use mcpo_core::db::DbPool;
+use mcpo_core::domain::{ServiceStatus, TransportConfig};
+use mcpo_core::events::{Event, EventEnvelope, ServiceStatusChanged};
+use mcpo_core::mcp::{McpError, McpSession};
+use mcpo_core::{outbox, CoreError};
+use tokio::sync::Notify;
+
+/// Distinct from other advisory locks MCPO may take.
+const LEADER_LOCK: i64 = 0x4d43_504f_0001;
+const PARALLEL_CHECKS: usize = 8;
+
+pub struct Monitor {
+    pub pool: DbPool,
+    pub interval: Duration,
+    pub outbox_wake: Arc<Notify>,
+}
+
+/// What one check found.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Observation {
+    pub status: ServiceStatus,
+    pub error: Option<String>,
+}
+
+impl Monitor {
+    pub async fn run(self) {
+        let mut leader: Option<mcpo_core::db::DbConn> = None;
+        let mut ticks = tokio::time::interval(self.interval);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticks.tick().await;
+            if !self.hold_leadership(&mut leader).await {
+                continue;
+            }
+            if let Err(e) = self.check_all().await {
+                tracing::warn!(error = %e, "status check round failed");
+            }
+        }
+    }
+
+    /// Keeps (or tries to take) the leader lock; a broken connection loses it.
+    async fn hold_leadership(&self, leader: &mut Option<mcpo_core::db::DbConn>) -> bool {
+        if let Some(conn) = leader.as_mut() {
+            if diesel::sql_query("SELECT 1")
+                .execute(&mut **conn)
+                .await
+                .is_ok()
+            {
+                return true;
+            }
+            *leader = None;
+        }
+        let Ok(mut conn) = self.pool.get().await else {
+            return false;
+        };
+        #[derive(QueryableByName)]
+        struct Locked {
+            #[diesel(sql_type = diesel::sql_types::Bool)]
+            locked: bool,
+        }
+        let locked = diesel::sql_query("SELECT pg_try_advisory_lock($1) AS locked")
+            .bind::<diesel::sql_types::BigInt, _>(LEADER_LOCK)
+            .get_result::<Locked>(&mut *conn)
+            .await
+            .is_ok_and(|l| l.locked);
+        if locked {
+            tracing::info!("this registry runs the status monitor");
+            // Kept out of the pool for as long as we lead: the lock lives with it.
+            *leader = Some(conn);
+        }
+        locked
+    }
+
+    async fn check_all(&self) -> Result<(), CoreError> {
+        let services: Vec<ServiceRow> = mcp_services::table
+            .filter(mcp_services::status.ne(ServiceStatus::Disabled.as_str()))
+            .select(ServiceRow::as_select())
+            .load(&mut *self.pool.get().await?)
+            .await?;
+        let timeout =
+            (self.interval / 2).clamp(Duration::from_millis(200), Duration::from_secs(10));
+        futures::stream::iter(services)
+            .for_each_concurrent(PARALLEL_CHECKS, |service| async move {
+                let observation =
+                    match serde_json::from_value::<TransportConfig>(service.transport.clone()) {
+                        Ok(transport) => check(&transport, timeout, &service.name).await,
+                        Err(e) => Observation {
+                            status: ServiceStatus::Degraded,
+                            error: Some(format!("unreadable transport: {e}")),
+                        },
+                    };
+                if let Err(e) = self.record(&service, &observation).await {
+                    tracing::warn!(service = %service.name, error = %e, "cannot record status");
+                }
+            })
+            .await;
+        Ok(())
+    }
+
+    /// Stores the observation; on a status change also the event, in the same
+    /// transaction. A service disabled meanwhile is left alone.
+    async fn record(
+        &self,
+        service: &ServiceRow,
+        observation: &Observation,
+    ) -> Result<(), CoreError> {
+        let mut conn = self.pool.get().await?;
+        let status = observation.status.as_str();
+        let reached = observation.status != ServiceStatus::Unreachable;
+        let changed = (*conn)
+            .transaction(async |conn: &mut AsyncPgConnection| {
+                let previous: Option<String> = mcp_services::table
+                    .find(service.id)
+                    .select(mcp_services::status)
+                    .for_update()
+                    .first(conn)
+                    .await
+                    .optional()?;
+                let Some(previous) = previous.filter(|p| p != ServiceStatus::Disabled.as_str())
+                else {
+                    return Ok::<_, CoreError>(false);
+                };
+                let now = Utc::now();
+                diesel::update(mcp_services::table.find(service.id))
+                    .set((
+                        mcp_services::status.eq(status),
+                        mcp_services::last_error.eq(observation.error.as_deref()),
+                        mcp_services::last_checked_at.eq(now),
+                    ))
+                    .execute(conn)
+                    .await?;
+                if reached {
+                    diesel::update(mcp_services::table.find(service.id))
+                        .set(mcp_services::last_seen_at.eq(now))
+                        .execute(conn)
+                        .await?;
+                }
+                if previous == status {
+                    return Ok(false);
+                }
+                let event = EventEnvelope::new(Event::ServiceStatusChanged(ServiceStatusChanged {
+                    service_id: service.id,
+                    service_name: service.name.clone(),
+                    previous,
+                    status: status.to_owned(),
+                    last_error: observation.error.clone(),
+                }));
+                outbox::enqueue(conn, &[event]).await?;
+                Ok(true)
+            })
+            .await?;
+        if changed {
+            tracing::info!(service = %service.name, status, error = ?observation.error, "service status changed");
+            self.outbox_wake.notify_one();
+        }
+        Ok(())
+    }
+}
+
+/// Unreachable when it cannot be started, reached or initialized; degraded
+/// when it initializes but does not answer a ping; active otherwise.
+pub async fn check(transport: &TransportConfig, timeout: Duration, label: &str) -> Observation {
+    let session = match McpSession::connect(transport, timeout, label).await {
+        Ok(session) => session,
+        Err(e) => {
+            return Observation {
+                status: ServiceStatus::Unreachable,
+                error: Some(e.to_string()),
+            }
+        }
+    };
+    let pinged = session.ping(timeout).await;
+    session.close().await;
+    match pinged {
+        Ok(()) => Observation {
+            status: ServiceStatus::Active,
+            error: None,
+        },
+        Err(e @ (McpError::Closed | McpError::Spawn { .. })) => Observation {
+            status: ServiceStatus::Unreachable,
+            error: Some(e.to_string()),
+        },
+        Err(e) => Observation {
+            status: ServiceStatus::Degraded,
+            error: Some(e.to_string()),
+        },
+    }
+}
