@@ -3,6 +3,7 @@
 
 use clap::{Parser, Subcommand};
 
+mod import;
 mod up;
 
 #[derive(Debug, Parser)]
@@ -26,6 +27,18 @@ enum Command {
     },
     /// Apply pending database migrations and exit.
     Migrate,
+    /// Register every server of an `{"mcpServers": {...}}` file through the registry API.
+    Import {
+        /// The file (as written by mcpo, Claude Desktop, VS Code and other MCP clients).
+        file: std::path::PathBuf,
+        /// The registry's base URL.
+        #[arg(
+            long,
+            env = "MCPO_REGISTRY_URL",
+            default_value = "http://127.0.0.1:8080"
+        )]
+        registry: String,
+    },
     /// Serve the fixture MCP server (tests, benchmarks and the demo use it).
     Fixture {
         #[command(subcommand)]
@@ -48,6 +61,7 @@ fn main() -> std::process::ExitCode {
     let result = match cli.command {
         Command::Fixture { command } => runtime.block_on(mcpo_fixture::run(command)),
         Command::Migrate => runtime.block_on(migrate()),
+        Command::Import { file, registry } => runtime.block_on(import::import(&file, &registry)),
         // actix's server wants a LocalSet-capable system; run it the way actix_web::main does.
         Command::Up { demo } => {
             actix_web::rt::System::with_tokio_rt(move || runtime).block_on(up::up(demo))

@@ -1,5 +1,6 @@
 //! The registry service: `/api/v1/mcpo/services`.
 
+pub mod config_file;
 pub mod error;
 pub mod monitor;
 pub mod routes;

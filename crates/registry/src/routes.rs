@@ -12,8 +12,10 @@ use utoipa::{IntoParams, OpenApi, ToSchema};
 use utoipa_actix_web::scope::scope;
 use utoipa_actix_web::service_config::ServiceConfig;
 
+use crate::config_file::McpServersFile;
 use crate::services::{
-    etag, IfMatch, ListServices, RefreshOutcome, RegisterService, Registry, UpdateService,
+    etag, IfMatch, ImportReport, ListServices, RefreshOutcome, RegisterService, Registry,
+    UpdateService,
 };
 
 type Result<T> = std::result::Result<T, ApiError>;
@@ -31,8 +33,12 @@ pub struct RegistryApi;
 
 pub fn configure(cfg: &mut ServiceConfig) {
     cfg.service(
-        scope("/api/v1/mcpo/services")
+        // One scope for `services` and `services:import`: actix matches scope
+        // prefixes by whole segments, and `services:import` is its own segment.
+        scope("/api/v1/mcpo")
             .service(register)
+            .service(import)
+            .service(export)
             .service(list)
             .service(get_service)
             .service(update)
@@ -85,7 +91,7 @@ pub struct ListQuery {
         (status = 504, description = "The server did not answer in time", body = ErrorBody),
     )
 )]
-#[post("")]
+#[post("/services")]
 async fn register(
     registry: web::Data<Registry>,
     body: web::Json<RegisterService>,
@@ -100,6 +106,37 @@ async fn register(
         .json(service))
 }
 
+/// Register every server of an `{"mcpServers": {...}}` file (the format of
+/// mcpo and desktop MCP clients). Each entry succeeds or fails on its own;
+/// the answer reports each.
+#[utoipa::path(
+    tag = "services",
+    request_body = McpServersFile,
+    responses(
+        (status = 200, description = "What happened to each entry", body = ImportReport),
+        (status = 400, description = "Not JSON", body = ErrorBody),
+        (status = 422, description = "Not an mcpServers file, or too many entries", body = ErrorBody),
+    )
+)]
+#[post("/services:import")]
+async fn import(
+    registry: web::Data<Registry>,
+    body: web::Json<McpServersFile>,
+) -> Result<HttpResponse> {
+    Ok(HttpResponse::Ok().json(registry.import(body.into_inner()).await?))
+}
+
+/// Every service as an `{"mcpServers": {...}}` file. Env and header values
+/// are redacted.
+#[utoipa::path(
+    tag = "services",
+    responses((status = 200, description = "The file", body = McpServersFile))
+)]
+#[get("/services:export")]
+async fn export(registry: web::Data<Registry>) -> Result<HttpResponse> {
+    Ok(HttpResponse::Ok().json(registry.export().await?))
+}
+
 /// List services, a page at a time, optionally filtered.
 #[utoipa::path(
     tag = "services",
@@ -110,7 +147,7 @@ async fn register(
         (status = 422, description = "`limit` is out of range", body = ErrorBody),
     )
 )]
-#[get("")]
+#[get("/services")]
 async fn list(registry: web::Data<Registry>, query: web::Query<ListQuery>) -> Result<HttpResponse> {
     let ListQuery {
         status,
@@ -142,7 +179,7 @@ async fn list(registry: web::Data<Registry>, query: web::Query<ListQuery>) -> Re
         (status = 404, description = "No such service", body = ErrorBody),
     )
 )]
-#[get("/{name}")]
+#[get("/services/{name}")]
 async fn get_service(
     registry: web::Data<Registry>,
     name: web::Path<String>,
@@ -174,7 +211,7 @@ async fn get_service(
         (status = 504, description = "The new transport did not answer in time", body = ErrorBody),
     )
 )]
-#[patch("/{name}")]
+#[patch("/services/{name}")]
 async fn update(
     registry: web::Data<Registry>,
     name: web::Path<String>,
@@ -200,7 +237,7 @@ async fn update(
         (status = 404, description = "No such service", body = ErrorBody),
     )
 )]
-#[delete("/{name}")]
+#[delete("/services/{name}")]
 async fn delete_service(
     registry: web::Data<Registry>,
     name: web::Path<String>,
@@ -218,7 +255,7 @@ async fn delete_service(
         (status = 404, description = "No such service", body = ErrorBody),
     )
 )]
-#[get("/{name}/tools")]
+#[get("/services/{name}/tools")]
 async fn tools(registry: web::Data<Registry>, name: web::Path<String>) -> Result<HttpResponse> {
     Ok(HttpResponse::Ok().json(ToolList {
         tools: registry.tools(&name).await?,
@@ -237,7 +274,7 @@ async fn tools(registry: web::Data<Registry>, name: web::Path<String>) -> Result
         (status = 504, description = "The server did not answer in time", body = ErrorBody),
     )
 )]
-#[post("/{name}/refresh")]
+#[post("/services/{name}/refresh")]
 async fn refresh(registry: web::Data<Registry>, name: web::Path<String>) -> Result<HttpResponse> {
     let outcome = registry.refresh(&name).await?;
     Ok(HttpResponse::Ok()

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::StreamExt;
 use mcpo_core::db::models::ServiceRow;
 use mcpo_core::db::queries::{self, ServiceRecord};
 use mcpo_core::db::DbPool;
@@ -12,9 +13,11 @@ use mcpo_core::events::{
     Event, EventEnvelope, ServiceRegistered, ServiceUpdated, ToolsChange, ToolsUpdated,
 };
 use mcpo_core::mcp;
+use mcpo_core::ApiError;
 use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 
+use crate::config_file::{self, McpServersFile};
 use crate::error::RegistryError;
 use crate::store::{self, Changed, NewService, ServiceChange};
 
@@ -75,6 +78,32 @@ impl UpdateService {
         }
     }
 }
+
+/// What happened to one entry of an imported file.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ImportedEntry {
+    pub name: String,
+    /// `registered` or `failed`.
+    pub outcome: String,
+    /// The error code when it failed (as in every error answer).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub service: Option<ServiceView>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ImportReport {
+    pub registered: usize,
+    pub failed: usize,
+    pub entries: Vec<ImportedEntry>,
+}
+
+/// Entries registered at once during an import.
+const IMPORT_PARALLELISM: usize = 4;
+pub const MAX_IMPORT_ENTRIES: usize = 200;
 
 /// What the service list is asked for.
 #[derive(Debug, Clone, Default)]
@@ -190,6 +219,75 @@ impl Registry {
         self.outbox_wake.notify_one();
         tracing::info!(tools = record.tools.len(), "service registered");
         Ok(record.to_view(&self.endpoint_base, true)?)
+    }
+
+    /// Registers every entry of an `mcpServers` file; one entry's failure does
+    /// not stop the others, and the report says what happened to each.
+    pub async fn import(&self, file: McpServersFile) -> Result<ImportReport, RegistryError> {
+        if file.mcp_servers.len() > MAX_IMPORT_ENTRIES {
+            return Err(RegistryError::invalid(
+                "mcpServers",
+                format!("may hold at most {MAX_IMPORT_ENTRIES} entries"),
+            ));
+        }
+        let entries: Vec<ImportedEntry> = futures::stream::iter(file.mcp_servers)
+            .map(|(name, entry)| async move {
+                let registered = match config_file::transport_of(&entry) {
+                    Ok(transport) => {
+                        self.register(RegisterService {
+                            name: name.clone(),
+                            description: None,
+                            transport,
+                        })
+                        .await
+                    }
+                    Err(problem) => Err(RegistryError::invalid(
+                        format!("mcpServers.{name}"),
+                        problem,
+                    )),
+                };
+                match registered {
+                    Ok(service) => ImportedEntry {
+                        name,
+                        outcome: "registered".into(),
+                        code: None,
+                        message: None,
+                        service: Some(service),
+                    },
+                    Err(e) => {
+                        let error = ApiError::from(e);
+                        ImportedEntry {
+                            name,
+                            outcome: "failed".into(),
+                            code: Some(error.code.name().to_owned()),
+                            message: Some(error.message),
+                            service: None,
+                        }
+                    }
+                }
+            })
+            .buffered(IMPORT_PARALLELISM)
+            .collect()
+            .await;
+        let registered = entries.iter().filter(|e| e.outcome == "registered").count();
+        Ok(ImportReport {
+            registered,
+            failed: entries.len() - registered,
+            entries,
+        })
+    }
+
+    /// Every service as an `mcpServers` file, secrets redacted.
+    pub async fn export(&self) -> Result<McpServersFile, RegistryError> {
+        let records = queries::all_services(&mut *self.pool.get().await?).await?;
+        let mut mcp_servers = std::collections::BTreeMap::new();
+        for record in &records {
+            mcp_servers.insert(
+                record.service.name.clone(),
+                config_file::entry_of(&record.transport()?),
+            );
+        }
+        Ok(McpServersFile { mcp_servers })
     }
 
     /// A page of services (without tools) and the cursor of the next page.

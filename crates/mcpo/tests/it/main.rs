@@ -5,6 +5,7 @@ mod events;
 mod executor;
 mod failures;
 mod http;
+mod import;
 mod listing;
 mod outbox;
 mod publisher;

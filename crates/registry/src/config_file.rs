@@ -1,0 +1,134 @@
+//! The `{"mcpServers": {...}}` file that mcpo, Claude Desktop, VS Code and
+//! other MCP clients use, read into our transports and written back.
+
+use std::collections::BTreeMap;
+
+use mcpo_core::domain::TransportConfig;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// What export writes where a secret was.
+pub const REDACTED: &str = "<redacted>";
+
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct McpServersFile {
+    #[serde(rename = "mcpServers")]
+    #[schema(value_type = Object)]
+    pub mcp_servers: BTreeMap<String, Value>,
+}
+
+/// Reads one entry: `command` (+ `args`, `env`) is stdio; `url` (+ `headers`,
+/// optional `type` of `streamable-http`, `streamable_http` or `http`) is
+/// streamable HTTP. The legacy `sse` type is refused until MCPO speaks it.
+pub fn transport_of(entry: &Value) -> Result<TransportConfig, String> {
+    let object = entry.as_object().ok_or("must be an object")?;
+    let kind = object.get("type").and_then(Value::as_str);
+    if let Some(command) = object.get("command") {
+        if kind.is_some_and(|k| k != "stdio") {
+            return Err(format!(
+                "has a `command` but type `{}`",
+                kind.unwrap_or_default()
+            ));
+        }
+        let stdio = serde_json::json!({
+            "type": "stdio",
+            "command": command,
+            "args": object.get("args").cloned().unwrap_or(Value::Array(vec![])),
+            "env": object.get("env").cloned().unwrap_or(Value::Object(Default::default())),
+        });
+        return serde_json::from_value(stdio).map_err(|e| e.to_string());
+    }
+    if let Some(url) = object.get("url") {
+        return match kind {
+            None | Some("streamable-http" | "streamable_http" | "http" | "streamableHttp") => {
+                let http = serde_json::json!({
+                    "type": "streamable_http",
+                    "url": url,
+                    "headers": object.get("headers").cloned().unwrap_or(Value::Object(Default::default())),
+                });
+                serde_json::from_value(http).map_err(|e| e.to_string())
+            }
+            Some("sse") => {
+                Err("uses the legacy SSE transport, which MCPO does not support yet".into())
+            }
+            Some(other) => Err(format!("has unknown type `{other}`")),
+        };
+    }
+    Err("needs a `command` (stdio) or a `url` (streamable HTTP)".into())
+}
+
+/// Writes one entry with every env and header value redacted.
+pub fn entry_of(transport: &TransportConfig) -> Value {
+    let redact = |map: &BTreeMap<String, String>| -> BTreeMap<String, String> {
+        map.keys()
+            .map(|k| (k.clone(), REDACTED.to_owned()))
+            .collect()
+    };
+    let mut entry = serde_json::Map::new();
+    match transport {
+        TransportConfig::Stdio { command, args, env } => {
+            entry.insert("command".into(), command.clone().into());
+            if !args.is_empty() {
+                entry.insert("args".into(), serde_json::json!(args));
+            }
+            if !env.is_empty() {
+                entry.insert("env".into(), serde_json::json!(redact(env)));
+            }
+        }
+        TransportConfig::StreamableHttp { url, headers } => {
+            entry.insert("type".into(), "streamable-http".into());
+            entry.insert("url".into(), url.clone().into());
+            if !headers.is_empty() {
+                entry.insert("headers".into(), serde_json::json!(redact(headers)));
+            }
+        }
+    }
+    Value::Object(entry)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn reads_the_forms_clients_write() {
+        let stdio =
+            transport_of(&json!({ "command": "npx", "args": ["-y", "x"], "env": { "K": "v" } }))
+                .unwrap();
+        assert_eq!(stdio.kind(), "stdio");
+        let http = transport_of(
+            &json!({ "type": "http", "url": "https://h/mcp", "headers": { "a": "b" } }),
+        )
+        .unwrap();
+        assert_eq!(http.kind(), "streamable_http");
+        assert!(transport_of(&json!({ "url": "https://h/mcp" })).is_ok());
+        assert!(
+            transport_of(&json!({ "type": "sse", "url": "https://h/sse" }))
+                .unwrap_err()
+                .contains("SSE")
+        );
+        assert!(transport_of(&json!({ "type": "websocket", "url": "wss://h" })).is_err());
+        assert!(transport_of(&json!({ "args": [] })).is_err());
+        assert!(transport_of(&json!({ "command": 3 })).is_err());
+        assert!(transport_of(&json!("npx")).is_err());
+    }
+
+    #[test]
+    fn writes_entries_with_secrets_redacted() {
+        let stdio =
+            transport_of(&json!({ "command": "srv", "env": { "TOKEN": "s3cret" } })).unwrap();
+        assert_eq!(
+            entry_of(&stdio),
+            json!({ "command": "srv", "env": { "TOKEN": REDACTED } })
+        );
+        let http = transport_of(
+            &json!({ "url": "https://h/mcp", "headers": { "authorization": "Bearer s3cret" } }),
+        )
+        .unwrap();
+        let written = entry_of(&http);
+        assert_eq!(written["headers"]["authorization"], REDACTED);
+        assert!(!written.to_string().contains("s3cret"));
+        assert_eq!(transport_of(&written).unwrap().kind(), "streamable_http");
+    }
+}
