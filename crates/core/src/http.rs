@@ -4,9 +4,11 @@
 use std::time::Instant;
 
 use actix_web::body::MessageBody;
+use actix_web::dev::ResourceDef;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::CONTENT_TYPE;
 use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::http::Method;
 use actix_web::middleware::{ErrorHandlerResponse, ErrorHandlers, Next};
 use actix_web::ResponseError;
 use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
@@ -140,8 +142,84 @@ pub fn json_errors<B: MessageBody + 'static>() -> ErrorHandlers<B> {
     })
 }
 
-/// Unknown route or method: JSON 404/405 instead of an empty body.
-pub async fn not_found(req: HttpRequest) -> HttpResponse {
+/// The paths a service serves and their methods, so that the fallback can
+/// tell "no such path" (404) from "not with this method" (405 with `Allow`).
+#[derive(Clone, Default)]
+pub struct KnownRoutes(Vec<(ResourceDef, Vec<Method>)>);
+
+impl KnownRoutes {
+    /// Patterns in actix/OpenAPI form (`/tools/{service}/{tool}`).
+    pub fn new(routes: &[(&str, &[Method])]) -> Self {
+        let mut known = KnownRoutes::default();
+        for (pattern, methods) in routes {
+            known.add(pattern, methods.to_vec());
+        }
+        known.add("/healthz", vec![Method::GET]);
+        known.add("/readyz", vec![Method::GET]);
+        known
+    }
+
+    /// Every path and method of an OpenAPI document.
+    pub fn with_openapi(mut self, api: &utoipa::openapi::OpenApi) -> Self {
+        for (path, item) in &api.paths.paths {
+            let methods = [
+                (Method::GET, item.get.is_some()),
+                (Method::POST, item.post.is_some()),
+                (Method::PUT, item.put.is_some()),
+                (Method::PATCH, item.patch.is_some()),
+                (Method::DELETE, item.delete.is_some()),
+            ];
+            self.add(
+                path,
+                methods
+                    .into_iter()
+                    .filter(|(_, has)| *has)
+                    .map(|(m, _)| m)
+                    .collect(),
+            );
+        }
+        self
+    }
+
+    fn add(&mut self, pattern: &str, methods: Vec<Method>) {
+        self.0.push((ResourceDef::new(pattern), methods));
+    }
+
+    fn allowed(&self, path: &str) -> Option<Vec<Method>> {
+        let methods: Vec<Method> = self
+            .0
+            .iter()
+            .filter(|(def, _)| def.is_match(path))
+            .flat_map(|(_, methods)| methods.iter().cloned())
+            .collect();
+        (!methods.is_empty()).then_some(methods)
+    }
+}
+
+/// Unknown route (404) or known route with another method (405), as JSON.
+pub async fn not_found(req: HttpRequest, known: Option<web::Data<KnownRoutes>>) -> HttpResponse {
+    if let Some(allowed) = known.and_then(|k| k.allowed(req.path())) {
+        let allow = allowed
+            .iter()
+            .map(Method::as_str)
+            .collect::<Vec<_>>()
+            .join(", ");
+        let mut response = ApiError::new(
+            ErrorCode::MethodNotAllowed,
+            format!(
+                "{} {} is not supported; use {allow}",
+                req.method(),
+                req.path()
+            ),
+        )
+        .error_response();
+        if let Ok(value) = HeaderValue::from_str(&allow) {
+            response
+                .headers_mut()
+                .insert(actix_web::http::header::ALLOW, value);
+        }
+        return response;
+    }
     ApiError::new(
         ErrorCode::NotFound,
         format!("no route for {} {}", req.method(), req.path()),

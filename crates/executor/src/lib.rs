@@ -10,10 +10,11 @@ pub mod sessions;
 
 use std::sync::Arc;
 
+use actix_web::http::Method;
 use actix_web::middleware::from_fn;
 use actix_web::{web, App, HttpServer};
 use mcpo_core::config::Settings;
-use mcpo_core::http::{health_routes, json_errors, not_found, request_id_middleware};
+use mcpo_core::http::{health_routes, json_errors, not_found, request_id_middleware, KnownRoutes};
 use mcpo_core::server::{bind, Application, Dependencies};
 use mcpo_core::CoreError;
 
@@ -43,6 +44,10 @@ pub async fn build(settings: &Settings, deps: Dependencies) -> Result<Applicatio
         call_timeout: settings.tool_call_timeout,
     });
     let readiness = web::Data::new(deps.readiness(true));
+    let known = web::Data::new(KnownRoutes::new(&[(
+        "/tools/{service}/{tool}",
+        &[Method::POST],
+    )]));
     let server = HttpServer::new(move || {
         App::new()
             .wrap(json_errors())
@@ -50,6 +55,7 @@ pub async fn build(settings: &Settings, deps: Dependencies) -> Result<Applicatio
             .app_data(web::PayloadConfig::new(MAX_BODY_BYTES))
             .app_data(executor.clone())
             .app_data(readiness.clone())
+            .app_data(known.clone())
             .configure(health_routes)
             .configure(routes::configure)
             .default_service(web::to(not_found))

@@ -8,6 +8,7 @@ use std::sync::{Arc, RwLock};
 
 use mcpo_core::db::queries::{self, ServiceRecord};
 use mcpo_core::db::DbPool;
+use mcpo_core::domain::naming::validate_service_name;
 use mcpo_core::domain::{ServiceStatus, TransportConfig};
 use mcpo_core::CoreError;
 use uuid::Uuid;
@@ -88,6 +89,11 @@ impl RoutingTable {
 
     /// The route of a service, from the cache or else from Postgres.
     pub async fn service(&self, name: &str) -> Result<Option<Arc<ServiceRoute>>, CoreError> {
+        // Names that cannot be registered are not looked up: no database
+        // round trip for junk, and nothing Postgres refuses (NUL) reaches it.
+        if validate_service_name(name).is_err() {
+            return Ok(None);
+        }
         if let Some(route) = self.read().by_name.get(name) {
             return Ok(Some(route.clone()));
         }

@@ -5,11 +5,11 @@ pub mod publisher;
 
 use std::sync::Arc;
 
-use actix_web::http::header;
+use actix_web::http::{header, Method};
 use actix_web::middleware::from_fn;
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 use mcpo_core::config::Settings;
-use mcpo_core::http::{health_routes, json_errors, not_found, request_id_middleware};
+use mcpo_core::http::{health_routes, json_errors, not_found, request_id_middleware, KnownRoutes};
 use mcpo_core::server::{bind, Application, Dependencies};
 use mcpo_core::CoreError;
 
@@ -26,12 +26,14 @@ pub async fn build(settings: &Settings, deps: Dependencies) -> Result<Applicatio
     let (listener, addr) = bind(settings.publisher_addr)?;
     let publisher = web::Data::from(publisher);
     let readiness = web::Data::new(deps.readiness(true));
+    let known = web::Data::new(KnownRoutes::new(&[("/openapi.json", &[Method::GET])]));
     let server = HttpServer::new(move || {
         App::new()
             .wrap(json_errors())
             .wrap(from_fn(request_id_middleware))
             .app_data(publisher.clone())
             .app_data(readiness.clone())
+            .app_data(known.clone())
             .configure(health_routes)
             .route("/openapi.json", web::get().to(openapi_json))
             .default_service(web::to(not_found))

@@ -7,11 +7,13 @@ pub mod routes;
 pub mod services;
 pub mod store;
 
+use actix_web::http::Method;
 use actix_web::middleware::from_fn;
 use actix_web::{web, App, HttpResponse, HttpServer};
 use mcpo_core::config::Settings;
 use mcpo_core::http::{
     health_routes, json_config, json_errors, not_found, query_config, request_id_middleware,
+    KnownRoutes,
 };
 use mcpo_core::outbox::Relay;
 use mcpo_core::server::{bind, Application, Dependencies};
@@ -47,6 +49,13 @@ pub fn build(settings: &Settings, deps: Dependencies) -> Result<Application, Cor
             .configure(routes::configure)
             .split_for_parts();
         let api_json = web::Data::new(api.clone());
+        let known = web::Data::new(
+            KnownRoutes::new(&[
+                ("/api/v1/openapi.json", &[Method::GET]),
+                ("/api/v1/docs", &[Method::GET]),
+            ])
+            .with_openapi(&api),
+        );
         app.wrap(json_errors())
             .wrap(from_fn(request_id_middleware))
             .app_data(json_config(MAX_BODY_BYTES))
@@ -54,6 +63,7 @@ pub fn build(settings: &Settings, deps: Dependencies) -> Result<Application, Cor
             .app_data(registry.clone())
             .app_data(readiness.clone())
             .app_data(api_json)
+            .app_data(known)
             .configure(health_routes)
             .route("/api/v1/openapi.json", web::get().to(openapi_json))
             .service(Scalar::with_url("/api/v1/docs", api).title("MCPO registry API"))

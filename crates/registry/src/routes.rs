@@ -69,10 +69,13 @@ pub struct ListQuery {
     /// Only services with this status.
     pub status: Option<ServiceStatus>,
     /// Only services whose name, or one of whose tool names, contains this text (case-insensitive).
+    #[param(max_length = 256, pattern = "^[^\\x00]*$")]
     pub q: Option<String>,
     /// The `next_cursor` of the previous page.
+    #[param(max_length = 64, pattern = "^[^\\x00]*$")]
     pub cursor: Option<String>,
-    /// Page size, 1 to 200 (default 50).
+    /// Page size (default 50).
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<i64>,
 }
 

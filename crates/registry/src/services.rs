@@ -7,7 +7,7 @@ use futures::StreamExt;
 use mcpo_core::db::models::ServiceRow;
 use mcpo_core::db::queries::{self, ServiceRecord};
 use mcpo_core::db::DbPool;
-use mcpo_core::domain::naming::validate_service_name;
+use mcpo_core::domain::naming::{validate_service_name, MAX_SERVICE_NAME_LEN};
 use mcpo_core::domain::{ServiceStatus, ServiceView, TransportConfig};
 use mcpo_core::events::{
     Event, EventEnvelope, ServiceRegistered, ServiceUpdated, ToolsChange, ToolsUpdated,
@@ -115,6 +115,19 @@ pub struct ListServices {
 }
 
 pub const DEFAULT_PAGE: i64 = 50;
+const MAX_SEARCH_LEN: usize = 256;
+
+/// Why a query text cannot be used, if it cannot.
+fn text_problem(text: &str, max: usize) -> Option<String> {
+    // Characters, as JSON Schema's maxLength counts them.
+    if text.chars().count() > max {
+        Some(format!("must be at most {max} characters"))
+    } else if text.contains('\0') {
+        Some("must not contain NUL characters".into())
+    } else {
+        None
+    }
+}
 pub const MAX_PAGE: i64 = 200;
 
 /// An `If-Match` header: `*` or a list of entity tags (`"3"`, `W/"3"`).
@@ -296,6 +309,20 @@ impl Registry {
         request: ListServices,
     ) -> Result<(Vec<ServiceView>, Option<String>), RegistryError> {
         let limit = request.limit.unwrap_or(DEFAULT_PAGE);
+        if let Some(problem) = request
+            .text
+            .as_deref()
+            .and_then(|q| text_problem(q, MAX_SEARCH_LEN))
+        {
+            return Err(RegistryError::invalid("q", problem));
+        }
+        if let Some(problem) = request
+            .cursor
+            .as_deref()
+            .and_then(|c| text_problem(c, MAX_SERVICE_NAME_LEN))
+        {
+            return Err(RegistryError::invalid("cursor", problem));
+        }
         if !(1..=MAX_PAGE).contains(&limit) {
             return Err(RegistryError::invalid(
                 "limit",
@@ -435,6 +462,9 @@ impl Registry {
 
     #[tracing::instrument(skip(self))]
     pub async fn delete(&self, name: &str) -> Result<(), RegistryError> {
+        if validate_service_name(name).is_err() {
+            return Err(RegistryError::ServiceNotFound(name.to_owned()));
+        }
         let events = |deleted: &ServiceRow| {
             vec![EventEnvelope::new(Event::ToolsUpdated(ToolsUpdated {
                 service_id: deleted.id,
@@ -450,6 +480,11 @@ impl Registry {
     }
 
     async fn find(&self, name: &str) -> Result<ServiceRecord, RegistryError> {
+        // A name that can never be registered is not looked up (nor sent to
+        // Postgres, which refuses some of what a URL can carry, such as NUL).
+        if validate_service_name(name).is_err() {
+            return Err(RegistryError::ServiceNotFound(name.to_owned()));
+        }
         queries::find_service(&mut *self.pool.get().await?, name)
             .await?
             .ok_or_else(|| RegistryError::ServiceNotFound(name.to_owned()))

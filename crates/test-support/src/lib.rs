@@ -8,4 +8,4 @@ pub mod openapi;
 
 pub use app::TestApp;
 pub use fixtures::{everything_stdio, fixture_stdio, FixtureHttp, ToolsFile};
-pub use openapi::validate_openapi;
+pub use openapi::{schemathesis, validate_openapi};

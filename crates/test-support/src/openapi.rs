@@ -44,3 +44,37 @@ pub fn validate_openapi(doc: &Value) {
         String::from_utf8_lossy(&output.stderr)
     );
 }
+
+/// Runs schemathesis against a live API described by `schema_url`; panics
+/// with its report when it finds a 5xx, a response the document does not
+/// allow, or any other failed check. `args` narrow the run.
+pub fn schemathesis(schema_url: &str, args: &[&str]) {
+    let python = python();
+    let st = python.with_file_name("st");
+    assert!(
+        st.exists(),
+        "{} is missing: run the README's test command, which installs schemathesis",
+        st.display()
+    );
+    let output = std::process::Command::new(&st)
+        .args([
+            "run",
+            schema_url,
+            "--checks",
+            "all",
+            "--max-examples",
+            "25",
+            "--workers",
+            "2",
+        ])
+        .args(args)
+        .env("SCHEMATHESIS_HOOKS", "")
+        .output()
+        .expect("schemathesis runs");
+    assert!(
+        output.status.success(),
+        "schemathesis found problems:\n{}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}

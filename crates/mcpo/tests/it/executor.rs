@@ -229,8 +229,12 @@ async fn oversized_bodies_and_wrong_methods_get_json_errors() {
         .send()
         .await
         .unwrap();
-    assert_eq!(get.status(), 404);
-    assert_eq!(get.json::<Value>().await.unwrap()["code"], "not_found");
+    assert_eq!(get.status(), 405);
+    assert_eq!(get.headers()["allow"], "POST");
+    assert_eq!(
+        get.json::<Value>().await.unwrap()["code"],
+        "method_not_allowed"
+    );
 
     // A tool without required arguments accepts an empty body.
     let empty = app

@@ -156,3 +156,35 @@ async fn unknown_services_and_routes_are_json_404s() {
     expect(refresh, 404, "service_not_found").await;
     expect(app.registry_get("/no/such/route").await, 404, "not_found").await;
 }
+
+/// Postgres refuses NUL in text; names that can never be registered must be a
+/// 404 before they get that far, not a 500.
+#[tokio::test]
+async fn names_with_nul_or_junk_are_not_found_not_server_errors() {
+    let app = TestApp::spawn().await;
+    for path in [
+        "/api/v1/mcpo/services/a%00b",
+        "/api/v1/mcpo/services/%00/tools",
+        "/api/v1/mcpo/services/UPPER",
+    ] {
+        expect(app.registry_get(path).await, 404, "service_not_found").await;
+    }
+    let deleted = app
+        .http
+        .delete(format!("{}/api/v1/mcpo/services/a%00b", app.registry_url))
+        .send()
+        .await
+        .unwrap();
+    expect(deleted, 404, "service_not_found").await;
+    let call = app
+        .http
+        .post(format!("{}/tools/a%00b/echo", app.executor_url))
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    expect(call, 404, "service_not_found").await;
+    let search = app.registry_get("/api/v1/mcpo/services?q=a%00b").await;
+    let body = expect(search, 422, "invalid_request").await;
+    assert_eq!(body["details"]["field"], "q");
+}

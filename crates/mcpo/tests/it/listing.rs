@@ -123,3 +123,33 @@ async fn list(app: &TestApp, query: &str) -> (u16, Value) {
     let status = response.status().as_u16();
     (status, response.json::<Value>().await.unwrap())
 }
+
+/// Schemathesis drives the registry from its own document. Registration,
+/// update and import are left out here: a fuzzed stdio transport would run
+/// arbitrary commands on this host until stdio commands are allowlisted.
+#[tokio::test]
+async fn schemathesis_finds_nothing_in_the_registry_api() {
+    let app = TestApp::spawn().await;
+    assert_eq!(
+        app.register(&crate::stdio_fixture("fx", None))
+            .await
+            .status(),
+        201
+    );
+    let schema = format!("{}/api/v1/openapi.json", app.registry_url);
+    tokio::task::spawn_blocking(move || {
+        mcpo_test_support::schemathesis(
+            &schema,
+            &[
+                "--exclude-operation-id",
+                "register",
+                "--exclude-operation-id",
+                "update",
+                "--exclude-operation-id",
+                "import",
+            ],
+        )
+    })
+    .await
+    .unwrap();
+}
