@@ -173,6 +173,33 @@ impl McpSession {
             .peer_info()
             .ok_or_else(|| McpError::Protocol("no initialize result".into()))?;
         let tools = self.list_tools().await?;
+        // Postgres stores neither text nor jsonb with NUL in it.
+        let listed = serde_json::to_string(
+            &tools
+                .iter()
+                .map(|t| {
+                    (
+                        &t.name,
+                        &t.title,
+                        &t.description,
+                        &t.input_schema,
+                        &t.output_schema,
+                        &t.annotations,
+                    )
+                })
+                .collect::<Vec<_>>(),
+        )
+        .map_err(|e| McpError::Protocol(e.to_string()))?;
+        if listed.contains("\\u0000")
+            || info
+                .instructions
+                .as_deref()
+                .is_some_and(|i| i.contains('\0'))
+        {
+            return Err(McpError::Protocol(
+                "the server's tool list contains NUL characters, which MCPO cannot store".into(),
+            ));
+        }
         Ok(DiscoveredServer {
             server_info: serde_json::to_value(&info.server_info)
                 .map_err(|e| McpError::Protocol(e.to_string()))?,

@@ -181,10 +181,12 @@ impl RegisterService {
 
 fn validate_description(description: Option<&str>) -> Result<(), RegistryError> {
     match description {
-        Some(d) if d.len() > MAX_DESCRIPTION_LEN => Err(RegistryError::invalid(
-            "description",
-            format!("must be at most {MAX_DESCRIPTION_LEN} bytes"),
-        )),
+        Some(d) if d.len() > MAX_DESCRIPTION_LEN || d.contains('\0') => {
+            Err(RegistryError::invalid(
+                "description",
+                format!("must be at most {MAX_DESCRIPTION_LEN} bytes, without NUL"),
+            ))
+        }
         _ => Ok(()),
     }
 }

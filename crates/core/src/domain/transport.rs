@@ -126,11 +126,16 @@ fn check_entries(field: &str, entries: &BTreeMap<String, String>) -> Result<(), 
     }
     match entries
         .iter()
-        .find(|(k, v)| k.len() > MAX_VALUE_LEN || v.len() > MAX_VALUE_LEN)
-    {
+        // Postgres cannot store NUL in text or jsonb.
+        .find(|(k, v)| {
+            k.len() > MAX_VALUE_LEN
+                || v.len() > MAX_VALUE_LEN
+                || k.contains('\0')
+                || v.contains('\0')
+        }) {
         Some((key, _)) => Err((
             format!("{field}.{key}"),
-            format!("must be at most {MAX_VALUE_LEN} bytes"),
+            format!("must be at most {MAX_VALUE_LEN} bytes, without NUL"),
         )),
         None => Ok(()),
     }
@@ -181,6 +186,8 @@ mod tests {
             .map(|i| (format!("K{i}"), "v".to_owned()))
             .collect();
         assert_eq!(field(&stdio("x", vec![], many)), "transport.env");
+        let nul_value = BTreeMap::from([("K".to_owned(), "a\0b".to_owned())]);
+        assert_eq!(field(&stdio("x", vec![], nul_value)), "transport.env.K");
         let bad_key = BTreeMap::from([("A=B".to_owned(), "v".to_owned())]);
         assert_eq!(field(&stdio("x", vec![], bad_key)), "transport.env.A=B");
 

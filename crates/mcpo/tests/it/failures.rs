@@ -184,6 +184,12 @@ async fn names_with_nul_or_junk_are_not_found_not_server_errors() {
         .await
         .unwrap();
     expect(call, 404, "service_not_found").await;
+    let nul_description = json!({ "name": "x", "description": "a\u{0}b", "transport": { "type": "stdio", "command": "true" } });
+    let body = expect(app.register(&nul_description).await, 422, "invalid_request").await;
+    assert_eq!(body["details"]["field"], "description");
+    let nul_env = json!({ "name": "x", "transport": { "type": "stdio", "command": "true", "env": { "K": "a\u{0}" } } });
+    let body = expect(app.register(&nul_env).await, 422, "invalid_request").await;
+    assert_eq!(body["details"]["field"], "transport.env.K");
     let search = app.registry_get("/api/v1/mcpo/services?q=a%00b").await;
     let body = expect(search, 422, "invalid_request").await;
     assert_eq!(body["details"]["field"], "q");
