@@ -35,6 +35,7 @@ error_codes! {
     InvalidJson => (BAD_REQUEST, "invalid_json", "The body is not valid JSON, or not the JSON shape expected."),
     BadRequest => (BAD_REQUEST, "bad_request", "The request is malformed (a path, header or body the server cannot read)."),
     InvalidRequest => (UNPROCESSABLE_ENTITY, "invalid_request", "A field has a value that is not allowed; `details.field` names it."),
+    InvalidArguments => (UNPROCESSABLE_ENTITY, "invalid_arguments", "The arguments do not match the tool's input schema; `details.errors` lists each problem with its JSON pointer."),
     PayloadTooLarge => (PAYLOAD_TOO_LARGE, "payload_too_large", "The body is larger than the service accepts."),
     NotFound => (NOT_FOUND, "not_found", "No such route."),
     MethodNotAllowed => (METHOD_NOT_ALLOWED, "method_not_allowed", "The route exists but not with this method."),

@@ -286,3 +286,33 @@ fn spawn_stdio(
     }
     Ok(child)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn upstream_errors_map_to_codes() {
+        let code = |e: McpError| ApiError::from(e).code;
+        let invalid_params = McpError::JsonRpc {
+            code: JsonRpcCode::INVALID_PARAMS.0,
+            message: "bad".into(),
+        };
+        assert_eq!(code(invalid_params), ErrorCode::UpstreamRejectedArguments);
+        let internal = McpError::JsonRpc {
+            code: JsonRpcCode::INTERNAL_ERROR.0,
+            message: "boom".into(),
+        };
+        assert_eq!(code(internal), ErrorCode::UpstreamProtocolError);
+        assert_eq!(
+            code(McpError::Timeout(Duration::from_secs(1))),
+            ErrorCode::UpstreamTimeout
+        );
+        assert_eq!(code(McpError::Closed), ErrorCode::UpstreamUnreachable);
+        let spawn = McpError::Spawn {
+            command: "x".into(),
+            reason: "not found".into(),
+        };
+        assert_eq!(code(spawn), ErrorCode::UpstreamUnreachable);
+    }
+}

@@ -9,7 +9,7 @@ use serde_json::{Map, Value};
 
 use crate::error::ExecutorError;
 use crate::results;
-use crate::routing::RoutingTable;
+use crate::routing::{RoutingTable, ToolRoute};
 use crate::sessions::Sessions;
 
 pub struct Executor {
@@ -48,12 +48,16 @@ impl Executor {
                 service: service.to_owned(),
                 tool: endpoint_name.to_owned(),
             })?;
+        check_arguments(tool, arguments.as_ref())?;
         if route.disabled {
             return Err(ExecutorError::ServiceDisabled(service.to_owned()));
         }
         let session = self.sessions.get(&route).await?;
-        match session.call_tool(tool, arguments, self.call_timeout).await {
-            Ok(result) => results::to_answer(tool, result),
+        match session
+            .call_tool(&tool.name, arguments, self.call_timeout)
+            .await
+        {
+            Ok(result) => results::to_answer(&tool.name, result),
             Err(e) => {
                 if matches!(e, McpError::Closed) || session.is_closed() {
                     // Next call opens a fresh session; this one is not retried
@@ -64,6 +68,34 @@ impl Executor {
             }
         }
     }
+}
+
+/// At most this many schema errors are listed in one answer.
+const MAX_LISTED_ERRORS: usize = 50;
+
+/// Checks the arguments against the tool's input schema, so a bad call is
+/// answered here and the server is not contacted.
+fn check_arguments(
+    tool: &ToolRoute,
+    arguments: Option<&Map<String, Value>>,
+) -> Result<(), ExecutorError> {
+    let Some(validator) = &tool.validator else {
+        return Ok(());
+    };
+    let empty = Map::new();
+    let instance = Value::Object(arguments.unwrap_or(&empty).clone());
+    let errors: Vec<Value> = validator
+        .iter_errors(&instance)
+        .take(MAX_LISTED_ERRORS)
+        .map(|e| serde_json::json!({ "pointer": e.instance_path().to_string(), "message": e.to_string() }))
+        .collect();
+    if errors.is_empty() {
+        return Ok(());
+    }
+    Err(ExecutorError::ArgumentsRejected {
+        tool: tool.name.clone(),
+        errors,
+    })
 }
 
 /// The body is the tool's arguments: a JSON object, or nothing for a tool

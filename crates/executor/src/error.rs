@@ -14,6 +14,8 @@ pub enum ExecutorError {
     InvalidJson(String),
     #[error("{0}")]
     InvalidArguments(String),
+    #[error("the arguments do not match the input schema of `{tool}`")]
+    ArgumentsRejected { tool: String, errors: Vec<Value> },
     #[error("the tool `{tool}` reported an error")]
     ToolError { tool: String, content: Vec<Value> },
     #[error(transparent)]
@@ -37,6 +39,10 @@ impl From<ExecutorError> for ApiError {
             ExecutorError::InvalidJson(message) => ApiError::new(ErrorCode::InvalidJson, message),
             ExecutorError::InvalidArguments(message) => {
                 ApiError::new(ErrorCode::InvalidRequest, message)
+            }
+            ExecutorError::ArgumentsRejected { ref errors, .. } => {
+                let details = json!({ "errors": errors });
+                ApiError::new(ErrorCode::InvalidArguments, e.to_string()).with_details(details)
             }
             ExecutorError::ToolError { ref content, .. } => {
                 let details = json!({ "content": content });

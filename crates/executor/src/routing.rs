@@ -21,8 +21,17 @@ pub struct ServiceRoute {
     /// Disabled by an operator: calls are refused without contacting the server.
     pub disabled: bool,
     pub transport: TransportConfig,
-    /// Endpoint name → MCP tool name.
-    pub tools: HashMap<String, String>,
+    /// Endpoint name → tool.
+    pub tools: HashMap<String, ToolRoute>,
+}
+
+#[derive(Debug)]
+pub struct ToolRoute {
+    /// The MCP tool name.
+    pub name: String,
+    /// The input schema, compiled once per route version; `None` when the
+    /// server's schema does not compile (the server then judges the arguments).
+    pub validator: Option<Arc<jsonschema::Validator>>,
 }
 
 impl ServiceRoute {
@@ -38,7 +47,14 @@ impl ServiceRoute {
                 .iter()
                 .filter_map(|t| {
                     let endpoint_name = t.tool.endpoint.rsplit('/').next()?;
-                    Some((endpoint_name.to_owned(), t.tool.name.clone()))
+                    let validator = match jsonschema::validator_for(&t.schema.input_schema) {
+                        Ok(validator) => Some(Arc::new(validator)),
+                        Err(e) => {
+                            tracing::warn!(service = %record.service.name, tool = %t.tool.name, error = %e, "input schema does not compile; arguments go unchecked");
+                            None
+                        }
+                    };
+                    Some((endpoint_name.to_owned(), ToolRoute { name: t.tool.name.clone(), validator }))
                 })
                 .collect(),
         })

@@ -70,14 +70,16 @@ fn responses(output_schema: Option<&Value>) -> Value {
     for (status, description) in [
         ("400", "The body is not valid JSON."),
         ("404", "The service or tool is not registered."),
+        ("413", "The body is larger than the executor accepts."),
         (
             "422",
-            "The arguments are not a JSON object, or the MCP server refused them.",
+            "The arguments do not match the input schema (`invalid_arguments`, each problem with its JSON pointer), are not a JSON object, or the MCP server refused them.",
         ),
         (
             "502",
             "The MCP server is unreachable, broke the protocol, or the tool reported an error.",
         ),
+        ("503", "The service is disabled."),
         ("504", "The MCP server did not answer in time."),
     ] {
         let mut answer = error.clone();

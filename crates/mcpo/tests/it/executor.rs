@@ -75,11 +75,15 @@ async fn rejects_bodies_that_are_not_argument_objects() {
         "invalid_request"
     );
 
-    // The server itself refuses arguments of the wrong type.
+    // Arguments of the wrong type are caught against the tool's schema.
     let wrong = app
         .call_tool("fx", "add", &json!({ "a": "two", "b": 3 }))
         .await;
-    assert_eq!(wrong.status(), 422, "{:?}", wrong.text().await);
+    assert_eq!(wrong.status(), 422);
+    assert_eq!(
+        wrong.json::<Value>().await.unwrap()["code"],
+        "invalid_arguments"
+    );
 }
 
 /// Every process whose command line mentions `marker`.
@@ -248,4 +252,46 @@ async fn oversized_bodies_and_wrong_methods_get_json_errors() {
         empty.json::<Value>().await.unwrap()["details"]["content"][0]["text"],
         "the fail tool always fails"
     );
+}
+
+#[tokio::test]
+async fn arguments_are_checked_against_the_schema_before_the_server_is_contacted() {
+    let app = TestApp::spawn().await;
+    let tools_file = ToolsFile::new(&["add", "slow"]);
+    assert_eq!(
+        app.register(&stdio_fixture("fx", Some(&tools_file.path)))
+            .await
+            .status(),
+        201
+    );
+    let marker = tools_file.path.to_string_lossy().into_owned();
+
+    let rejected = app.call_tool("fx", "add", &json!({ "a": "two" })).await;
+    assert_eq!(rejected.status(), 422);
+    let body: Value = rejected.json().await.unwrap();
+    assert_eq!(body["code"], "invalid_arguments");
+    let errors = body["details"]["errors"].as_array().unwrap();
+    assert!(
+        errors
+            .iter()
+            .any(|e| e["pointer"] == "/a" && e["message"].as_str().unwrap().contains("number")),
+        "{body:#}"
+    );
+    assert!(
+        errors
+            .iter()
+            .any(|e| e["pointer"] == "" && e["message"].as_str().unwrap().contains("\"b\"")),
+        "{body:#}"
+    );
+    let below_minimum = app.call_tool("fx", "slow", &json!({ "ms": -5 })).await;
+    assert_eq!(
+        below_minimum.json::<Value>().await.unwrap()["details"]["errors"][0]["pointer"],
+        "/ms"
+    );
+    // Sessions open on first use: no server process means no call reached it.
+    assert_eq!(processes_mentioning(&marker), 0);
+
+    let valid = app.call_tool("fx", "add", &json!({ "a": 1, "b": 2 })).await;
+    assert_eq!(valid.status(), 200);
+    assert_eq!(processes_mentioning(&marker), 1);
 }
