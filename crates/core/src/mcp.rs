@@ -22,6 +22,9 @@ use crate::error::{ApiError, ErrorCode};
 
 pub use rmcp::model::{CallToolResult as ToolCallResult, ContentBlock};
 
+/// The `_meta` key carrying the caller's request id on every tool call.
+pub const REQUEST_ID_META_KEY: &str = "mcpo/requestId";
+
 #[derive(Debug, thiserror::Error)]
 pub enum McpError {
     #[error("cannot start `{command}`: {reason}")]
@@ -209,14 +212,22 @@ impl McpSession {
         })
     }
 
+    /// Calls a tool. `request_id` goes to the server in the request's `_meta`
+    /// (as `mcpo/requestId`), so its logs can be joined with ours.
     pub async fn call_tool(
         &self,
         name: &str,
         arguments: Option<JsonObject>,
         timeout: Duration,
+        request_id: Option<&str>,
     ) -> Result<CallToolResult, McpError> {
         let mut params = CallToolRequestParams::new(name.to_owned());
         params.arguments = arguments;
+        if let Some(id) = request_id {
+            let mut meta = rmcp::model::RequestMetaObject::new();
+            meta.0 .0.insert(REQUEST_ID_META_KEY.into(), id.into());
+            params.meta = Some(meta);
+        }
         // Dropping the request future on timeout makes rmcp send `notifications/cancelled`.
         tokio::time::timeout(timeout, self.peer().call_tool(params))
             .await

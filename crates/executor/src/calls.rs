@@ -25,6 +25,7 @@ impl Executor {
         service: &str,
         endpoint_name: &str,
         body: &[u8],
+        request_id: Option<&str>,
     ) -> Result<Value, ExecutorError> {
         let arguments = parse_arguments(body)?;
         let mut route = self
@@ -54,7 +55,7 @@ impl Executor {
         }
         let session = self.sessions.get(&route).await?;
         match session
-            .call_tool(&tool.name, arguments, self.call_timeout)
+            .call_tool(&tool.name, arguments, self.call_timeout, request_id)
             .await
         {
             Ok(result) => results::to_answer(&tool.name, result),

@@ -1,4 +1,4 @@
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use mcpo_core::ApiError;
 
 use crate::calls::Executor;
@@ -10,9 +10,13 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 async fn call_tool(
     executor: web::Data<Executor>,
     path: web::Path<(String, String)>,
+    req: HttpRequest,
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
     let (service, tool) = path.into_inner();
-    let answer = executor.call(&service, &tool, &body).await?;
+    let request_id = mcpo_core::http::request_id(&req);
+    let answer = executor
+        .call(&service, &tool, &body, request_id.as_deref())
+        .await?;
     Ok(HttpResponse::Ok().json(answer))
 }

@@ -49,3 +49,33 @@ async fn request_ids_are_kept_or_made_and_returned() {
         assert_ne!(odd.headers()["x-request-id"], "a b");
     }
 }
+
+#[tokio::test]
+async fn the_request_id_reaches_the_mcp_server_in_meta() {
+    let app = TestApp::spawn().await;
+    let tools = mcpo_test_support::ToolsFile::new(&["request_meta"]);
+    assert_eq!(
+        app.register(&crate::stdio_fixture("fx", Some(&tools.path)))
+            .await
+            .status(),
+        201
+    );
+    let url = format!("{}/tools/fx/request_meta", app.executor_url);
+
+    let given = app
+        .http
+        .post(&url)
+        .header("x-request-id", "trace-me-1")
+        .json(&serde_json::json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(given.status(), 200);
+    let body: Value = given.json().await.unwrap();
+    assert_eq!(body["meta"]["mcpo/requestId"], "trace-me-1", "{body:#}");
+
+    let made = app.http.post(&url).send().await.unwrap();
+    let id = made.headers()["x-request-id"].to_str().unwrap().to_owned();
+    let body: Value = made.json().await.unwrap();
+    assert_eq!(body["meta"]["mcpo/requestId"], id.as_str());
+}
