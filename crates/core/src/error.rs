@@ -49,6 +49,7 @@ error_codes! {
     UpstreamProtocolError => (BAD_GATEWAY, "upstream_protocol_error", "The MCP server answered with a JSON-RPC error or something that is not valid MCP."),
     UpstreamRejectedArguments => (UNPROCESSABLE_ENTITY, "upstream_rejected_arguments", "The MCP server refused the arguments (JSON-RPC invalid params)."),
     ToolError => (BAD_GATEWAY, "tool_error", "The tool ran and reported an error (`isError`); `details.content` holds what it said."),
+    UpstreamUnavailable => (SERVICE_UNAVAILABLE, "upstream_unavailable", "The MCP server failed recently and is not retried yet; try again after `Retry-After` seconds."),
     UpstreamTimeout => (GATEWAY_TIMEOUT, "upstream_timeout", "The MCP server did not answer in time."),
     DatabaseUnavailable => (SERVICE_UNAVAILABLE, "database_unavailable", "The database cannot be reached right now; retry later."),
     EventsUnavailable => (SERVICE_UNAVAILABLE, "events_unavailable", "The event bus (NATS) cannot be reached right now; retry later."),
@@ -72,6 +73,8 @@ pub struct ApiError {
     pub code: ErrorCode,
     pub message: String,
     pub details: Option<Value>,
+    /// Seconds for a `Retry-After` header (429 and 503 answers).
+    pub retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -80,11 +83,17 @@ impl ApiError {
             code,
             message: message.into(),
             details: None,
+            retry_after: None,
         }
     }
 
     pub fn with_details(mut self, details: Value) -> Self {
         self.details = Some(details);
+        self
+    }
+
+    pub fn with_retry_after(mut self, seconds: u64) -> Self {
+        self.retry_after = Some(seconds);
         self
     }
 
@@ -124,7 +133,11 @@ impl ResponseError for ApiError {
                 details: None,
             });
         }
-        HttpResponse::build(self.status_code()).json(self.body())
+        let mut response = HttpResponse::build(self.status_code());
+        if let Some(seconds) = self.retry_after {
+            response.insert_header((actix_web::http::header::RETRY_AFTER, seconds.to_string()));
+        }
+        response.json(self.body())
     }
 }
 

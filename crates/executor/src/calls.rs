@@ -10,7 +10,7 @@ use serde_json::{Map, Value};
 use crate::error::ExecutorError;
 use crate::results;
 use crate::routing::{RoutingTable, ToolRoute};
-use crate::sessions::Sessions;
+use crate::sessions::{SessionError, Sessions};
 
 pub struct Executor {
     pub routes: Arc<RoutingTable>,
@@ -53,7 +53,13 @@ impl Executor {
         if route.disabled {
             return Err(ExecutorError::ServiceDisabled(service.to_owned()));
         }
-        let session = self.sessions.get(&route).await?;
+        let session = self.sessions.get(&route).await.map_err(|e| match e {
+            SessionError::Connect(e) => ExecutorError::Upstream(e),
+            SessionError::Open { retry_after } => ExecutorError::Unavailable {
+                service: service.to_owned(),
+                retry_after,
+            },
+        })?;
         match session
             .call_tool(&tool.name, arguments, self.call_timeout, request_id)
             .await

@@ -18,6 +18,11 @@ pub enum ExecutorError {
     ArgumentsRejected { tool: String, errors: Vec<Value> },
     #[error("the tool `{tool}` reported an error")]
     ToolError { tool: String, content: Vec<Value> },
+    #[error("service `{service}` failed moments ago; it is retried in {retry_after:?}")]
+    Unavailable {
+        service: String,
+        retry_after: std::time::Duration,
+    },
     #[error(transparent)]
     Upstream(#[from] McpError),
     #[error(transparent)]
@@ -47,6 +52,10 @@ impl From<ExecutorError> for ApiError {
             ExecutorError::ToolError { ref content, .. } => {
                 let details = json!({ "content": content });
                 ApiError::new(ErrorCode::ToolError, e.to_string()).with_details(details)
+            }
+            ExecutorError::Unavailable { retry_after, .. } => {
+                ApiError::new(ErrorCode::UpstreamUnavailable, e.to_string())
+                    .with_retry_after(retry_after.as_secs_f64().ceil().max(1.0) as u64)
             }
             ExecutorError::Upstream(e) => e.into(),
             ExecutorError::Core(e) => e.into(),

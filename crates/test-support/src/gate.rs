@@ -2,15 +2,19 @@
 //! away from the services and give it back, without touching the shared server.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::AbortHandle;
 
+const OPEN: u8 = 0;
+const CLOSED: u8 = 1;
+const HANGING: u8 = 2;
+
 pub struct TcpGate {
     pub addr: SocketAddr,
-    open: Arc<AtomicBool>,
+    mode: Arc<AtomicU8>,
     connections: Arc<Mutex<Vec<AbortHandle>>>,
     accept: AbortHandle,
 }
@@ -19,26 +23,32 @@ impl TcpGate {
     pub async fn start(target: SocketAddr) -> TcpGate {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let open = Arc::new(AtomicBool::new(true));
+        let mode = Arc::new(AtomicU8::new(OPEN));
         let connections: Arc<Mutex<Vec<AbortHandle>>> = Arc::default();
-        let (is_open, tracked) = (open.clone(), connections.clone());
+        let (current, tracked) = (mode.clone(), connections.clone());
         let accept = tokio::spawn(async move {
             while let Ok((mut inbound, _)) = listener.accept().await {
-                if !is_open.load(Ordering::SeqCst) {
-                    continue; // dropped at once: the peer sees a reset or EOF
-                }
-                let forward = tokio::spawn(async move {
-                    if let Ok(mut outbound) = TcpStream::connect(target).await {
-                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
-                    }
-                });
+                let forward = match current.load(Ordering::SeqCst) {
+                    CLOSED => continue, // dropped at once: the peer sees a reset or EOF
+                    // Held open, never answered: a wedged server.
+                    HANGING => tokio::spawn(async move {
+                        let _held = inbound;
+                        std::future::pending::<()>().await
+                    }),
+                    _ => tokio::spawn(async move {
+                        if let Ok(mut outbound) = TcpStream::connect(target).await {
+                            let _ =
+                                tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                        }
+                    }),
+                };
                 tracked.lock().unwrap().push(forward.abort_handle());
             }
         })
         .abort_handle();
         TcpGate {
             addr,
-            open,
+            mode,
             connections,
             accept,
         }
@@ -46,14 +56,24 @@ impl TcpGate {
 
     /// Cuts every connection and refuses new ones until `open`.
     pub fn close(&self) {
-        self.open.store(false, Ordering::SeqCst);
-        for connection in self.connections.lock().unwrap().drain(..) {
-            connection.abort();
-        }
+        self.mode.store(CLOSED, Ordering::SeqCst);
+        self.cut_connections();
+    }
+
+    /// Cuts every connection; new ones are accepted and never answered.
+    pub fn hang(&self) {
+        self.mode.store(HANGING, Ordering::SeqCst);
+        self.cut_connections();
     }
 
     pub fn open(&self) {
-        self.open.store(true, Ordering::SeqCst);
+        self.mode.store(OPEN, Ordering::SeqCst);
+    }
+
+    fn cut_connections(&self) {
+        for connection in self.connections.lock().unwrap().drain(..) {
+            connection.abort();
+        }
     }
 }
 

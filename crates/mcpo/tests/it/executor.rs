@@ -1,4 +1,4 @@
-use mcpo_test_support::{TestApp, ToolsFile};
+use mcpo_test_support::{FixtureHttp, TestApp, ToolsFile};
 use serde_json::{json, Value};
 
 use crate::stdio_fixture;
@@ -294,4 +294,82 @@ async fn arguments_are_checked_against_the_schema_before_the_server_is_contacted
     let valid = app.call_tool("fx", "add", &json!({ "a": 1, "b": 2 })).await;
     assert_eq!(valid.status(), 200);
     assert_eq!(processes_mentioning(&marker), 1);
+}
+
+#[tokio::test]
+async fn a_dead_server_fails_fast_with_retry_after_until_it_is_back() {
+    let app = TestApp::spawn().await;
+    let fixture = FixtureHttp::start(None).await;
+    let addr = fixture.addr();
+    assert_eq!(
+        app.register(&json!({ "name": "web", "transport": fixture.transport() }))
+            .await
+            .status(),
+        201
+    );
+    drop(fixture);
+    let args = json!({ "message": "x" });
+
+    let first = app.call_tool("web", "echo", &args).await;
+    assert_eq!(first.status(), 502);
+    assert_eq!(
+        first.json::<Value>().await.unwrap()["code"],
+        "upstream_unreachable"
+    );
+    let second = app.call_tool("web", "echo", &args).await;
+    assert_eq!(second.status(), 503);
+    let retry_after: u64 = second.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=30).contains(&retry_after));
+    assert_eq!(
+        second.json::<Value>().await.unwrap()["code"],
+        "upstream_unavailable"
+    );
+
+    let _back = FixtureHttp::start_on(addr, None).await;
+    let mut status = 0;
+    for _ in 0..100 {
+        status = app.call_tool("web", "echo", &args).await.status().as_u16();
+        if status == 200 {
+            break;
+        }
+        assert_eq!(status, 503, "while the breaker is open, calls fail fast");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(status, 200);
+}
+
+#[tokio::test]
+async fn callers_of_a_hanging_server_do_not_queue_behind_its_timeout() {
+    let app = TestApp::spawn_with(|settings| {
+        settings.mcp_connect_timeout = std::time::Duration::from_secs(2)
+    })
+    .await;
+    let fixture = FixtureHttp::start(None).await;
+    let gate = mcpo_test_support::gate::TcpGate::start(fixture.addr()).await;
+    let url = format!("http://{}/mcp", gate.addr);
+    let registered = app
+        .register(
+            &json!({ "name": "wedged", "transport": { "type": "streamable_http", "url": url } }),
+        )
+        .await;
+    assert_eq!(registered.status(), 201);
+    gate.hang();
+
+    let calls = (0..5).map(|_| async {
+        app.call_tool("wedged", "echo", &json!({ "message": "x" }))
+            .await
+            .status()
+            .as_u16()
+    });
+    let mut statuses = futures::future::join_all(calls).await;
+    statuses.sort();
+    assert_eq!(
+        statuses,
+        [503, 503, 503, 503, 504],
+        "one caller waits out the connect timeout, the others fail fast"
+    );
 }
