@@ -3,8 +3,6 @@
 pub mod document;
 pub mod publisher;
 
-use std::sync::Arc;
-
 use actix_web::http::{header, Method};
 use actix_web::middleware::from_fn;
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
@@ -13,7 +11,9 @@ use mcpo_core::http::{health_routes, json_errors, not_found, request_id_middlewa
 use mcpo_core::server::{bind, Application, Dependencies};
 use mcpo_core::CoreError;
 
-use crate::publisher::Publisher;
+use crate::publisher::{Publisher, Rendered};
+use actix_web::ResponseError;
+use mcpo_core::{ApiError, ErrorCode};
 
 pub async fn build(settings: &Settings, deps: Dependencies) -> Result<Application, CoreError> {
     let events = deps
@@ -26,7 +26,12 @@ pub async fn build(settings: &Settings, deps: Dependencies) -> Result<Applicatio
     let (listener, addr) = bind(settings.publisher_addr)?;
     let publisher = web::Data::from(publisher);
     let readiness = web::Data::new(deps.readiness(true));
-    let known = web::Data::new(KnownRoutes::new(&[("/openapi.json", &[Method::GET])]));
+    let known = web::Data::new(KnownRoutes::new(&[
+        ("/openapi.json", &[Method::GET]),
+        ("/openapi.yaml", &[Method::GET]),
+        ("/services/{name}/openapi.json", &[Method::GET]),
+        ("/docs", &[Method::GET]),
+    ]));
     let server = HttpServer::new(move || {
         App::new()
             .wrap(json_errors())
@@ -36,6 +41,12 @@ pub async fn build(settings: &Settings, deps: Dependencies) -> Result<Applicatio
             .app_data(known.clone())
             .configure(health_routes)
             .route("/openapi.json", web::get().to(openapi_json))
+            .route("/openapi.yaml", web::get().to(openapi_yaml))
+            .route(
+                "/services/{name}/openapi.json",
+                web::get().to(service_openapi_json),
+            )
+            .route("/docs", web::get().to(docs))
             .default_service(web::to(not_found))
     })
     .workers(settings.http_workers)
@@ -46,21 +57,65 @@ pub async fn build(settings: &Settings, deps: Dependencies) -> Result<Applicatio
 }
 
 async fn openapi_json(publisher: web::Data<Publisher>, req: HttpRequest) -> HttpResponse {
-    let current: Arc<publisher::Published> = publisher.current();
+    serve(&publisher.current().json, "application/json", &req)
+}
+
+async fn openapi_yaml(publisher: web::Data<Publisher>, req: HttpRequest) -> HttpResponse {
+    serve(&publisher.current().yaml, "application/yaml", &req)
+}
+
+async fn service_openapi_json(
+    publisher: web::Data<Publisher>,
+    name: web::Path<String>,
+    req: HttpRequest,
+) -> HttpResponse {
+    match publisher.current().by_service.get(name.as_str()) {
+        Some(rendered) => serve(rendered, "application/json", &req),
+        None => ApiError::new(
+            ErrorCode::ServiceNotFound,
+            format!("no service named `{name}` is registered"),
+        )
+        .error_response(),
+    }
+}
+
+/// An interactive page over the live document (the Scalar viewer, loaded
+/// from its CDN by the reader's browser).
+async fn docs() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/html; charset=utf-8")
+        .body(DOCS_PAGE)
+}
+
+const DOCS_PAGE: &str = r#"<!doctype html>
+<html>
+<head><meta charset="utf-8"><title>MCPO tools</title></head>
+<body>
+<script id="api-reference" data-url="/openapi.json"></script>
+<script src="https://cdn.jsdelivr.net/npm/@scalar/api-reference"></script>
+</body>
+</html>
+"#;
+
+/// The bytes with their `ETag`, or 304 when the caller has them already.
+fn serve(rendered: &Rendered, content_type: &str, req: &HttpRequest) -> HttpResponse {
     let matches = req
         .headers()
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(',').any(|tag| tag.trim() == current.etag));
+        .is_some_and(|v| {
+            v.split(',')
+                .any(|tag| tag.trim() == rendered.etag || tag.trim() == "*")
+        });
     if matches {
         return HttpResponse::NotModified()
-            .insert_header((header::ETAG, current.etag.clone()))
+            .insert_header((header::ETAG, rendered.etag.clone()))
             .finish();
     }
     HttpResponse::Ok()
-        .content_type("application/json")
-        .insert_header((header::ETAG, current.etag.clone()))
-        .body(current.json.clone())
+        .content_type(content_type)
+        .insert_header((header::ETAG, rendered.etag.clone()))
+        .body(rendered.bytes.clone())
 }
 
 pub async fn run(settings: Settings) -> Result<(), CoreError> {

@@ -87,3 +87,79 @@ async fn etag_answers_not_modified_until_the_document_changes() {
     assert_eq!(fresh.status(), 200);
     assert_ne!(fresh.headers()["etag"].to_str().unwrap(), etag);
 }
+
+#[tokio::test]
+async fn yaml_per_service_documents_and_the_docs_page() {
+    let app = TestApp::spawn().await;
+    assert_eq!(app.register(&stdio_fixture("fx", None)).await.status(), 201);
+    let fixture = FixtureHttp::start(None).await;
+    assert_eq!(
+        app.register(&json!({ "name": "web", "transport": fixture.transport() }))
+            .await
+            .status(),
+        201
+    );
+    let json_doc = app
+        .wait_for_openapi(|doc| {
+            doc["paths"].get("/tools/fx/echo").is_some()
+                && doc["paths"].get("/tools/web/echo").is_some()
+        })
+        .await;
+
+    let yaml = app
+        .http
+        .get(format!("{}/openapi.yaml", app.publisher_url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(yaml.headers()["content-type"], "application/yaml");
+    let yaml_doc: Value = serde_yaml_ng::from_str(&yaml.text().await.unwrap()).unwrap();
+    assert_eq!(yaml_doc, json_doc, "the YAML is the same document");
+
+    let one: Value = app
+        .http
+        .get(format!("{}/services/fx/openapi.json", app.publisher_url))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let paths: Vec<&String> = one["paths"].as_object().unwrap().keys().collect();
+    assert_eq!(
+        paths,
+        [
+            "/tools/fx/add",
+            "/tools/fx/echo",
+            "/tools/fx/fail",
+            "/tools/fx/slow"
+        ]
+    );
+    assert_eq!(one["tags"][0]["name"], "fx");
+    mcpo_test_support::validate_openapi(&one);
+
+    let missing = app
+        .http
+        .get(format!("{}/services/ghost/openapi.json", app.publisher_url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), 404);
+    assert_eq!(
+        missing.json::<Value>().await.unwrap()["code"],
+        "service_not_found"
+    );
+
+    let page = app
+        .http
+        .get(format!("{}/docs", app.publisher_url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(page
+        .text()
+        .await
+        .unwrap()
+        .contains(r#"data-url="/openapi.json""#));
+}
