@@ -39,6 +39,7 @@ error_codes! {
     PayloadTooLarge => (PAYLOAD_TOO_LARGE, "payload_too_large", "The body is larger than the service accepts."),
     NotFound => (NOT_FOUND, "not_found", "No such route."),
     MethodNotAllowed => (METHOD_NOT_ALLOWED, "method_not_allowed", "The route exists but not with this method."),
+    VersionNotFound => (NOT_FOUND, "version_not_found", "No document was published with that version."),
     ServiceNotFound => (NOT_FOUND, "service_not_found", "No service is registered under that name."),
     ToolNotFound => (NOT_FOUND, "tool_not_found", "The service has no tool with that endpoint name."),
     ServiceNameTaken => (CONFLICT, "service_name_taken", "A service with that name is already registered."),

@@ -32,6 +32,17 @@ pub enum Event {
     ServiceUpdated(ServiceUpdated),
     #[serde(rename = "service.status_changed")]
     ServiceStatusChanged(ServiceStatusChanged),
+    #[serde(rename = "openapi.published")]
+    OpenapiPublished(OpenapiPublished),
+}
+
+/// The publisher stored a new version of the platform document.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OpenapiPublished {
+    pub version: i64,
+    pub content_hash: String,
+    pub service_count: usize,
+    pub path_count: usize,
 }
 
 /// The status monitor saw a service become reachable or not.
@@ -93,6 +104,7 @@ impl Event {
             Event::ToolsUpdated(_) => "tools.updated",
             Event::ServiceUpdated(_) => "service.updated",
             Event::ServiceStatusChanged(_) => "service.status_changed",
+            Event::OpenapiPublished(_) => "openapi.published",
         }
     }
 }
@@ -211,24 +223,43 @@ impl EventBus {
             .messages()
             .await
             .map_err(|e| CoreError::Events(e.to_string()))?;
-        Ok(messages.filter_map(|message| async move {
-            let message = match message {
-                Ok(message) => message,
-                Err(e) => {
-                    tracing::warn!(error = %e, "event stream error");
-                    return None;
-                }
-            };
-            match serde_json::from_slice::<EventEnvelope>(&message.payload) {
-                Ok(envelope) => Some(envelope),
-                Err(e) => {
-                    tracing::warn!(error = %e, subject = %message.subject, "ignoring an event that does not parse");
-                    None
-                }
+        // NATS before 2.10 ignores `filter_subjects`: filter here as well.
+        let wanted: Vec<String> = subject_suffixes.iter().map(|s| (*s).to_owned()).collect();
+        Ok(messages.filter_map(move |message| {
+            let wanted = wanted.clone();
+            async move {
+                let envelope = parse_message(message)?;
+                wanted
+                    .iter()
+                    .any(|w| w == envelope.event.subject_suffix())
+                    .then_some(envelope)
             }
         }))
     }
+}
 
+/// The event in a stream message; errors and unparseable payloads are logged
+/// and skipped.
+fn parse_message(
+    message: Result<jetstream::Message, consumer::pull::OrderedError>,
+) -> Option<EventEnvelope> {
+    let message = match message {
+        Ok(message) => message,
+        Err(e) => {
+            tracing::warn!(error = %e, "event stream error");
+            return None;
+        }
+    };
+    match serde_json::from_slice::<EventEnvelope>(&message.payload) {
+        Ok(envelope) => Some(envelope),
+        Err(e) => {
+            tracing::warn!(error = %e, subject = %message.subject, "ignoring an event that does not parse");
+            None
+        }
+    }
+}
+
+impl EventBus {
     /// Every event the stream holds, oldest first (operators and tests use it
     /// to see what was published).
     pub async fn stored_events(&self) -> Result<Vec<EventEnvelope>, CoreError> {

@@ -25,7 +25,9 @@ pub async fn follow(
             Event::ServiceUpdated(update) => {
                 (update.service_id, update.service_name.clone(), false)
             }
-            Event::ServiceRegistered(_) | Event::ServiceStatusChanged(_) => continue,
+            Event::ServiceRegistered(_)
+            | Event::ServiceStatusChanged(_)
+            | Event::OpenapiPublished(_) => continue,
         };
         if deleted {
             routes.forget(service_id);

@@ -48,7 +48,8 @@ pub fn build(services: &[ServiceRecord], executor_url: &str) -> Value {
         "openapi": OPENAPI_VERSION,
         "info": {
             "title": "MCPO tools",
-            "version": document_version(services),
+            // Set by the publisher: the number of the stored version.
+            "version": "",
             "description": "Every tool of every MCP server registered with MCPO, as a REST endpoint of the tool executor."
         },
         "servers": [{ "url": executor_url }],
@@ -130,11 +131,4 @@ fn unique_operation_id(service: &str, endpoint: &str, taken: &mut HashSet<String
         n += 1;
     }
     candidate
-}
-
-/// Changes whenever any service changes: the sum of revisions plus the count
-/// of services (a deletion lowers the sum, a re-registration restarts at 1).
-fn document_version(services: &[ServiceRecord]) -> String {
-    let revisions: i64 = services.iter().map(|s| s.service.revision).sum();
-    format!("{}.{}", services.len(), revisions)
 }

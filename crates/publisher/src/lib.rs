@@ -2,12 +2,16 @@
 
 pub mod document;
 pub mod publisher;
+pub mod versions;
 
 use actix_web::http::{header, Method};
 use actix_web::middleware::from_fn;
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 use mcpo_core::config::Settings;
-use mcpo_core::http::{health_routes, json_errors, not_found, request_id_middleware, KnownRoutes};
+use mcpo_core::http::{
+    health_routes, json_errors, not_found, query_config, request_id_middleware, KnownRoutes,
+};
+use mcpo_core::outbox::Relay;
 use mcpo_core::server::{bind, Application, Dependencies};
 use mcpo_core::CoreError;
 
@@ -20,8 +24,14 @@ pub async fn build(settings: &Settings, deps: Dependencies) -> Result<Applicatio
         .bus
         .subscribe(&["tools.updated", "service.updated"])
         .await?;
-    let publisher =
-        Publisher::start(deps.pool.clone(), settings.executor_public_url.clone()).await?;
+    let relay = Relay::new(deps.pool.clone(), deps.bus.clone());
+    let publisher = Publisher::start(
+        deps.pool.clone(),
+        settings.executor_public_url.clone(),
+        relay.waker(),
+    )
+    .await?;
+    let relay = tokio::spawn(relay.run());
     let follower = tokio::spawn(publisher.clone().follow(events));
     let (listener, addr) = bind(settings.publisher_addr)?;
     let publisher = web::Data::from(publisher);
@@ -39,6 +49,7 @@ pub async fn build(settings: &Settings, deps: Dependencies) -> Result<Applicatio
             .app_data(publisher.clone())
             .app_data(readiness.clone())
             .app_data(known.clone())
+            .app_data(query_config())
             .configure(health_routes)
             .route("/openapi.json", web::get().to(openapi_json))
             .route("/openapi.yaml", web::get().to(openapi_yaml))
@@ -53,11 +64,46 @@ pub async fn build(settings: &Settings, deps: Dependencies) -> Result<Applicatio
     .listen(listener)
     .map_err(|e| CoreError::Internal(e.to_string()))?
     .run();
-    Ok(Application::new(addr, server, vec![follower]))
+    Ok(Application::new(addr, server, vec![follower, relay]))
 }
 
-async fn openapi_json(publisher: web::Data<Publisher>, req: HttpRequest) -> HttpResponse {
-    serve(&publisher.current().json, "application/json", &req)
+#[derive(serde::Deserialize)]
+struct VersionQuery {
+    version: Option<i64>,
+}
+
+/// The current document, or with `?version=N` a stored older one.
+async fn openapi_json(
+    publisher: web::Data<Publisher>,
+    query: web::Query<VersionQuery>,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    let current = publisher.current();
+    let (version, rendered) = match query.version {
+        None => (current.version, None),
+        Some(version) if version == current.version => (version, None),
+        Some(version) => {
+            let stored = publisher.stored(version).await?.ok_or_else(|| {
+                ApiError::new(
+                    ErrorCode::VersionNotFound,
+                    format!("no document was published as version {version}"),
+                )
+            })?;
+            let bytes = serde_json::to_vec_pretty(&stored)
+                .map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?;
+            (version, Some(Rendered::new(bytes)))
+        }
+    };
+    let mut response = serve(
+        rendered.as_ref().unwrap_or(&current.json),
+        "application/json",
+        &req,
+    );
+    response.headers_mut().insert(
+        header::HeaderName::from_static("x-mcpo-document-version"),
+        header::HeaderValue::from(version),
+    );
+    Ok(response)
 }
 
 async fn openapi_yaml(publisher: web::Data<Publisher>, req: HttpRequest) -> HttpResponse {

@@ -48,7 +48,13 @@ diesel::table! {
 diesel::joinable!(tools -> mcp_services (service_id));
 diesel::joinable!(tools -> tool_schemas (schema_id));
 
-diesel::allow_tables_to_appear_in_same_query!(mcp_services, tool_schemas, tools, event_outbox);
+diesel::allow_tables_to_appear_in_same_query!(
+    mcp_services,
+    tool_schemas,
+    tools,
+    event_outbox,
+    openapi_documents
+);
 
 diesel::table! {
     event_outbox (id) {
@@ -59,5 +65,14 @@ diesel::table! {
         published_at -> Nullable<Timestamptz>,
         attempts -> Int4,
         last_error -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    openapi_documents (version) {
+        version -> Int8,
+        content_hash -> Text,
+        document -> Jsonb,
+        created_at -> Timestamptz,
     }
 }

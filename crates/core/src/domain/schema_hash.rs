@@ -15,6 +15,13 @@ pub fn schema_pair_hash(schema_type: &str, input: &Value, output: Option<&Value>
     hex::encode(hasher.finalize())
 }
 
+/// SHA-256 of a JSON value's canonical (key-sorted) form, hex-encoded.
+pub fn canonical_hash(value: &Value) -> String {
+    let mut hasher = Sha256::new();
+    write_canonical(&mut hasher, value);
+    hex::encode(hasher.finalize())
+}
+
 fn write_canonical(hasher: &mut Sha256, value: &Value) {
     match value {
         Value::Object(map) => {

@@ -54,3 +54,21 @@ async fn registration_refresh_and_delete_are_announced() {
     assert!(removed.tools.is_empty());
     assert_ne!(first.event_id, second.event_id);
 }
+
+/// A subscriber gets only the kinds it asked for, on any NATS version (before
+/// 2.10 the server ignores a consumer's list of subjects).
+#[tokio::test]
+async fn a_subscription_sees_only_the_kinds_it_asked_for() {
+    let app = TestApp::spawn().await;
+    let events = app.deps.bus.subscribe(&["tools.updated"]).await.unwrap();
+    futures::pin_mut!(events);
+    assert_eq!(app.register(&stdio_fixture("fx", None)).await.status(), 201);
+    let first = tokio::time::timeout(std::time::Duration::from_secs(10), events.next())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        matches!(first.event, Event::ToolsUpdated(_)),
+        "service.registered came first but was not asked for: {first:?}"
+    );
+}

@@ -163,3 +163,119 @@ async fn yaml_per_service_documents_and_the_docs_page() {
         .unwrap()
         .contains(r#"data-url="/openapi.json""#));
 }
+
+/// The versioning rules alone, on a database of its own where no publisher
+/// is rebuilding at the same time.
+#[tokio::test]
+async fn versions_are_stored_once_per_distinct_document() {
+    let database = mcpo_test_support::database::TestDatabase::create().await;
+    let settings = mcpo_test_support::app::isolated_settings(&database);
+    let pool = mcpo_core::db::build_pool(&settings.database, "versions-test").unwrap();
+    let mut conn = pool.get().await.unwrap();
+    let doc = |title: &str| json!({ "openapi": "3.1.0", "info": { "title": title, "version": "" }, "paths": {} });
+    let mut record = async |title: &str| {
+        let mut document = doc(title);
+        let outcome = mcpo_publisher::versions::record(&mut conn, &mut document, 0)
+            .await
+            .unwrap();
+        assert_eq!(document["info"]["version"], outcome.0.to_string());
+        outcome
+    };
+    assert_eq!(record("a").await, (1, true));
+    assert_eq!(
+        record("a").await,
+        (1, false),
+        "the same document is not a new version"
+    );
+    assert_eq!(record("b").await, (2, true));
+    assert_eq!(
+        record("a").await,
+        (3, true),
+        "going back to an older document is a change"
+    );
+    let stored = mcpo_publisher::versions::load(&mut conn, 1)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored["info"], json!({ "title": "a", "version": "1" }));
+    assert!(mcpo_publisher::versions::load(&mut conn, 99)
+        .await
+        .unwrap()
+        .is_none());
+    let published = mcpo_core::outbox::pending(&pool).await.unwrap();
+    assert_eq!(
+        published, 3,
+        "each new version has its openapi.published event"
+    );
+}
+
+#[tokio::test]
+async fn older_versions_are_served_and_each_new_one_is_announced() {
+    let app = TestApp::spawn().await;
+    let url = format!("{}/openapi.json", app.publisher_url);
+    let first = app.http.get(&url).send().await.unwrap();
+    assert_eq!(first.headers()["x-mcpo-document-version"], "1");
+
+    assert_eq!(app.register(&stdio_fixture("fx", None)).await.status(), 201);
+    let doc = app
+        .wait_for_openapi(|doc| doc["paths"].get("/tools/fx/echo").is_some())
+        .await;
+    let version: i64 = doc["info"]["version"].as_str().unwrap().parse().unwrap();
+    assert!(version >= 2);
+
+    let old: Value = app
+        .http
+        .get(format!("{url}?version=1"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(old["paths"], json!({}));
+    assert_eq!(old["info"]["version"], "1");
+    let missing = app
+        .http
+        .get(format!("{url}?version=999"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), 404);
+    assert_eq!(
+        missing.json::<Value>().await.unwrap()["code"],
+        "version_not_found"
+    );
+    let junk = app
+        .http
+        .get(format!("{url}?version=two"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(junk.status(), 400);
+
+    let bus = mcpo_core::events::EventBus::connect(&app.direct_nats())
+        .await
+        .unwrap();
+    let mut published = Vec::new();
+    for _ in 0..100 {
+        published = bus
+            .stored_events()
+            .await
+            .unwrap()
+            .into_iter()
+            .filter_map(|e| match e.event {
+                mcpo_core::events::Event::OpenapiPublished(p) => Some(p.version),
+                _ => None,
+            })
+            .collect();
+        if published.contains(&version) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(published.first(), Some(&1));
+    assert!(published.contains(&version), "{published:?}");
+    let mut distinct = published.clone();
+    distinct.dedup();
+    assert_eq!(distinct, published, "each version announced once");
+}
