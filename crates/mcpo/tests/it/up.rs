@@ -15,10 +15,11 @@ impl Drop for Running {
     }
 }
 
-#[tokio::test]
-async fn up_with_demo_serves_the_fixture_at_once() {
-    let database = TestDatabase::create().await;
-    let id = uuid::Uuid::new_v4().simple().to_string();
+type Lines = std::io::Lines<BufReader<std::process::ChildStdout>>;
+
+/// Starts `mcpo up --demo` on free ports against `database` and a NATS
+/// prefix of its own; returns it with its output and its three base URLs.
+fn spawn_up(database: &TestDatabase, id: &str) -> (Running, Lines, String, String, String) {
     let mut child = Command::new(crate::MCPO)
         .args(["up", "--demo"])
         .env(
@@ -38,7 +39,6 @@ async fn up_with_demo_serves_the_fixture_at_once() {
         .unwrap();
     let stdout = child.stdout.take().unwrap();
     let running = Running(child);
-
     // The banner names the three URLs; JSON log lines go to stdout too.
     let mut lines = BufReader::new(stdout).lines();
     let mut urls = std::collections::HashMap::new();
@@ -52,11 +52,37 @@ async fn up_with_demo_serves_the_fixture_at_once() {
             break;
         }
     }
-    let registry = urls["registry"].clone();
     let executor = urls["executor"]
         .trim_end_matches("/tools/{service}/{tool}")
         .to_owned();
-    let publisher = urls["publisher"].clone();
+    (
+        running,
+        lines,
+        urls["registry"].clone(),
+        executor,
+        urls["publisher"].clone(),
+    )
+}
+
+async fn delete_stream(id: &str) {
+    let nats = mcpo_core::config::NatsSettings {
+        url: "nats://127.0.0.1:4222".into(),
+        subject_prefix: format!("t{id}"),
+        stream: format!("T{id}"),
+    };
+    mcpo_core::events::EventBus::connect(&nats)
+        .await
+        .unwrap()
+        .delete_stream()
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn up_with_demo_serves_the_fixture_at_once() {
+    let database = TestDatabase::create().await;
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    let (running, lines, registry, executor, publisher) = spawn_up(&database, &id);
     let http = reqwest::Client::new();
 
     let services: Value = http
@@ -143,15 +169,77 @@ async fn up_with_demo_serves_the_fixture_at_once() {
         .expect("a log line carries the request id");
     assert_eq!(entry["status"], 200);
 
-    let nats = mcpo_core::config::NatsSettings {
-        url: "nats://127.0.0.1:4222".into(),
-        subject_prefix: format!("t{id}"),
-        stream: format!("T{id}"),
-    };
-    mcpo_core::events::EventBus::connect(&nats)
-        .await
+    delete_stream(&id).await;
+}
+
+/// The parent pid and state of a process, from `/proc/<pid>/stat`.
+fn stat(pid: u32) -> Option<(u32, char)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let mut fields = rest.split_whitespace();
+    let state = fields.next()?.chars().next()?;
+    Some((fields.next()?.parse().ok()?, state))
+}
+
+fn children_of(parent: u32) -> Vec<u32> {
+    std::fs::read_dir("/proc")
         .unwrap()
-        .delete_stream()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| stat(*pid).is_some_and(|(ppid, _)| ppid == parent))
+        .collect()
+}
+
+#[tokio::test]
+async fn sigterm_finishes_calls_in_flight_exits_zero_and_leaves_no_server_behind() {
+    let database = TestDatabase::create().await;
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    let (mut running, _lines, _registry, executor, _publisher) = spawn_up(&database, &id);
+    let pid = running.0.id();
+    let http = reqwest::Client::new();
+    // Opens the demo's session: its stdio server is a child of `mcpo up`.
+    let warm = http
+        .post(format!("{executor}/tools/demo/echo"))
+        .json(&json!({ "message": "x" }))
+        .send()
         .await
         .unwrap();
+    assert_eq!(warm.status(), 200);
+    let servers = children_of(pid);
+    assert_eq!(
+        servers.len(),
+        1,
+        "one stdio server for the demo: {servers:?}"
+    );
+
+    let slow = tokio::spawn({
+        let http = http.clone();
+        async move {
+            http.post(format!("{executor}/tools/demo/slow"))
+                .json(&json!({ "ms": 1500 }))
+                .send()
+                .await
+        }
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let signalled = std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(signalled.success());
+
+    let answer = slow.await.unwrap().expect("the call in flight is answered");
+    assert_eq!(answer.status(), 200);
+    assert_eq!(answer.json::<Value>().await.unwrap(), json!("slept 1500ms"));
+    let status = tokio::task::spawn_blocking(move || running.0.wait().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(status.code(), Some(0));
+    for server in servers {
+        // Gone, or at most a zombie already reaped by nobody we know of: never running.
+        assert!(
+            stat(server).is_none_or(|(_, state)| state == 'Z'),
+            "stdio server {server} outlived mcpo up"
+        );
+    }
+    delete_stream(&id).await;
 }
