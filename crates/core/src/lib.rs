@@ -7,6 +7,7 @@ pub mod domain;
 pub mod error;
 pub mod events;
 pub mod http;
+pub mod leader;
 pub mod mcp;
 pub mod outbox;
 pub mod server;

@@ -14,9 +14,12 @@ use crate::db::schema::event_outbox;
 use crate::db::DbPool;
 use crate::error::CoreError;
 use crate::events::{EventBus, EventEnvelope};
+use crate::leader::{self, Leadership};
 
 const BATCH: i64 = 100;
-const IDLE_POLL: Duration = Duration::from_secs(2);
+/// How often the leading relay looks for rows committed by other processes
+/// (whose wake-ups it does not receive).
+const IDLE_POLL: Duration = Duration::from_millis(250);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
 /// Stores events; call inside the transaction of the change.
@@ -49,8 +52,8 @@ pub async fn pending(pool: &DbPool) -> Result<i64, CoreError> {
         .await?)
 }
 
-/// Publishes outbox rows. Several relays (registry replicas) may run: each
-/// batch is locked with `SKIP LOCKED`, so a row goes out through one of them.
+/// Publishes outbox rows. Every registry and publisher process runs one; the
+/// one holding the relay lock publishes, the others wait to take over.
 pub struct Relay {
     pool: DbPool,
     bus: EventBus,
@@ -71,9 +74,17 @@ impl Relay {
         self.wake.clone()
     }
 
+    /// Publishes while this process holds the relay lock: one relay at a
+    /// time keeps events in order, since a publish that timed out stays in
+    /// its NATS client's buffer and goes out, in order, on reconnect.
     pub async fn run(self) {
+        let mut leadership = Leadership::new(self.pool.clone(), leader::OUTBOX_RELAY);
         let mut backoff = Duration::from_millis(100);
         loop {
+            if !leadership.hold().await {
+                let _ = tokio::time::timeout(IDLE_POLL, self.wake.notified()).await;
+                continue;
+            }
             match self.publish_batch().await {
                 Ok(sent) if sent as i64 == BATCH => continue,
                 Ok(_) => {

@@ -15,12 +15,11 @@ use mcpo_core::db::schema::mcp_services;
 use mcpo_core::db::DbPool;
 use mcpo_core::domain::{ServiceStatus, TransportConfig};
 use mcpo_core::events::{Event, EventEnvelope, ServiceStatusChanged};
+use mcpo_core::leader::{self, Leadership};
 use mcpo_core::mcp::{McpError, McpSession};
 use mcpo_core::{outbox, CoreError};
 use tokio::sync::Notify;
 
-/// Distinct from other advisory locks MCPO may take.
-const LEADER_LOCK: i64 = 0x4d43_504f_0001;
 const PARALLEL_CHECKS: usize = 8;
 
 pub struct Monitor {
@@ -38,51 +37,18 @@ pub struct Observation {
 
 impl Monitor {
     pub async fn run(self) {
-        let mut leader: Option<mcpo_core::db::DbConn> = None;
+        let mut leadership = Leadership::new(self.pool.clone(), leader::STATUS_MONITOR);
         let mut ticks = tokio::time::interval(self.interval);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             ticks.tick().await;
-            if !self.hold_leadership(&mut leader).await {
+            if !leadership.hold().await {
                 continue;
             }
             if let Err(e) = self.check_all().await {
                 tracing::warn!(error = %e, "status check round failed");
             }
         }
-    }
-
-    /// Keeps (or tries to take) the leader lock; a broken connection loses it.
-    async fn hold_leadership(&self, leader: &mut Option<mcpo_core::db::DbConn>) -> bool {
-        if let Some(conn) = leader.as_mut() {
-            if diesel::sql_query("SELECT 1")
-                .execute(&mut **conn)
-                .await
-                .is_ok()
-            {
-                return true;
-            }
-            *leader = None;
-        }
-        let Ok(mut conn) = self.pool.get().await else {
-            return false;
-        };
-        #[derive(QueryableByName)]
-        struct Locked {
-            #[diesel(sql_type = diesel::sql_types::Bool)]
-            locked: bool,
-        }
-        let locked = diesel::sql_query("SELECT pg_try_advisory_lock($1) AS locked")
-            .bind::<diesel::sql_types::BigInt, _>(LEADER_LOCK)
-            .get_result::<Locked>(&mut *conn)
-            .await
-            .is_ok_and(|l| l.locked);
-        if locked {
-            tracing::info!("this registry runs the status monitor");
-            // Kept out of the pool for as long as we lead: the lock lives with it.
-            *leader = Some(conn);
-        }
-        locked
     }
 
     async fn check_all(&self) -> Result<(), CoreError> {

@@ -9,6 +9,7 @@ use mcpo_core::server::Dependencies;
 use serde_json::Value;
 
 use crate::database::TestDatabase;
+use crate::eventually::eventually;
 
 pub struct TestApp {
     pub registry_url: String,
@@ -129,20 +130,20 @@ impl TestApp {
         body: &Value,
         code: &str,
     ) -> Value {
-        let mut answer = Value::Null;
-        for _ in 0..100 {
-            answer = self
+        eventually(&format!("{service}/{tool} answers `{code}`"), async || {
+            let answer: Value = self
                 .call_tool(service, tool, body)
                 .await
                 .json()
                 .await
                 .unwrap();
             if answer["code"] == code {
-                return answer;
+                Ok(answer)
+            } else {
+                Err(answer)
             }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        panic!("calling {service}/{tool} never answered `{code}`: {answer}");
+        })
+        .await
     }
 
     pub async fn openapi(&self) -> Value {
@@ -159,15 +160,15 @@ impl TestApp {
     /// Polls the published document until `ready` holds (events are
     /// asynchronous); panics with the last document after 15 s.
     pub async fn wait_for_openapi(&self, ready: impl Fn(&Value) -> bool) -> Value {
-        let mut doc = Value::Null;
-        for _ in 0..150 {
-            doc = self.openapi().await;
+        eventually("the document reaches the expected state", async || {
+            let doc = self.openapi().await;
             if ready(&doc) {
-                return doc;
+                Ok(doc)
+            } else {
+                Err(doc)
             }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        panic!("the document never reached the expected state: {doc:#}");
+        })
+        .await
     }
 
     pub async fn stop(&self) {

@@ -12,13 +12,11 @@ use serde_json::Value;
 use crate::stdio_fixture;
 
 async fn wait_until(what: &str, mut done: impl AsyncFnMut() -> bool) {
-    for _ in 0..300 {
-        if done().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("timed out waiting until {what}");
+    // The relay backs off up to 5 s between tries, on top of NATS timeouts.
+    mcpo_test_support::eventually_within(what, Duration::from_secs(30), async || {
+        done().await.then_some(()).ok_or(())
+    })
+    .await
 }
 
 #[tokio::test]

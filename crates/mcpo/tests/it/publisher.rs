@@ -256,9 +256,8 @@ async fn older_versions_are_served_and_each_new_one_is_announced() {
     let bus = mcpo_core::events::EventBus::connect(&app.direct_nats())
         .await
         .unwrap();
-    let mut published = Vec::new();
-    for _ in 0..100 {
-        published = bus
+    let published = mcpo_test_support::eventually("the new version is announced", async || {
+        let published: Vec<i64> = bus
             .stored_events()
             .await
             .unwrap()
@@ -269,10 +268,12 @@ async fn older_versions_are_served_and_each_new_one_is_announced() {
             })
             .collect();
         if published.contains(&version) {
-            break;
+            Ok(published)
+        } else {
+            Err(published)
         }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
+    })
+    .await;
     assert_eq!(published.first(), Some(&1));
     assert!(published.contains(&version), "{published:?}");
     let mut distinct = published.clone();

@@ -4,26 +4,26 @@
 use std::time::Duration;
 
 use mcpo_core::events::{Event, EventBus};
-use mcpo_test_support::{FixtureHttp, TestApp};
+use mcpo_test_support::{eventually, FixtureHttp, TestApp};
 use serde_json::{json, Value};
 
 use crate::stdio_fixture;
 
 async fn wait_for_status(app: &TestApp, name: &str, status: &str) -> Value {
-    let mut service = Value::Null;
-    for _ in 0..100 {
-        service = app
+    eventually(&format!("{name} is {status}"), async || {
+        let service: Value = app
             .registry_get(&format!("/api/v1/mcpo/services/{name}"))
             .await
             .json()
             .await
             .unwrap();
         if service["status"] == status {
-            return service;
+            Ok(service)
+        } else {
+            Err(service)
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("{name} never became {status}: {service:#}");
+    })
+    .await
 }
 
 #[tokio::test]
@@ -79,9 +79,8 @@ async fn a_server_that_goes_away_is_unreachable_and_active_again_when_back() {
     assert_eq!(off["status"], "disabled");
 
     let bus = EventBus::connect(&app.direct_nats()).await.unwrap();
-    let mut changes = Vec::new();
-    for _ in 0..100 {
-        changes = bus
+    let changes = eventually("both status changes are in the stream", async || {
+        let changes: Vec<(String, String)> = bus
             .stored_events()
             .await
             .unwrap()
@@ -94,10 +93,12 @@ async fn a_server_that_goes_away_is_unreachable_and_active_again_when_back() {
             })
             .collect();
         if changes.len() >= 2 {
-            break;
+            Ok(changes)
+        } else {
+            Err(changes)
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    })
+    .await;
     let expected = [("active", "unreachable"), ("unreachable", "active")]
         .map(|(a, b)| (a.to_owned(), b.to_owned()));
     assert_eq!(changes, expected);

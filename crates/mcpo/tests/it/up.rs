@@ -120,9 +120,8 @@ async fn up_with_demo_serves_the_fixture_at_once() {
     assert_eq!(answer.status(), 200);
     assert_eq!(answer.json::<Value>().await.unwrap(), json!("hi"));
     // The publisher follows events: the demo's paths appear shortly after start.
-    let mut doc = Value::Null;
-    for _ in 0..100 {
-        doc = http
+    let doc = mcpo_test_support::eventually("the demo's paths are published", async || {
+        let doc: Value = http
             .get(&publisher)
             .send()
             .await
@@ -131,10 +130,12 @@ async fn up_with_demo_serves_the_fixture_at_once() {
             .await
             .unwrap();
         if doc["paths"].get("/tools/demo/add").is_some() {
-            break;
+            Ok(doc)
+        } else {
+            Err(doc)
         }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
+    })
+    .await;
     assert!(doc["paths"].get("/tools/demo/add").is_some(), "{doc:#}");
     // Every log line is JSON; the request's lines carry its id in their span.
     let request_id = format!("up-{id}");

@@ -1,7 +1,7 @@
 //! `PATCH /api/v1/mcpo/services/{name}`: settings, transport and the enabled
 //! flag, with optimistic concurrency through `ETag` / `If-Match`.
 
-use mcpo_test_support::{FixtureHttp, TestApp, ToolsFile};
+use mcpo_test_support::{eventually, FixtureHttp, TestApp, ToolsFile};
 use serde_json::{json, Value};
 
 use crate::stdio_fixture;
@@ -82,15 +82,15 @@ async fn disabling_stops_calls_and_enabling_brings_them_back() {
 
     let enabled = patch(&app, "fx", None, &json!({ "enabled": true })).await;
     assert_eq!(enabled.json::<Value>().await.unwrap()["status"], "active");
-    let mut status = 0;
-    for _ in 0..100 {
-        status = app.call_tool("fx", "echo", &args).await.status().as_u16();
+    eventually("calls work again", async || {
+        let status = app.call_tool("fx", "echo", &args).await.status();
         if status == 200 {
-            break;
+            Ok(())
+        } else {
+            Err(status)
         }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    assert_eq!(status, 200);
+    })
+    .await;
 }
 
 #[tokio::test]
@@ -138,20 +138,20 @@ async fn a_new_transport_is_discovered_before_it_is_stored() {
     assert_eq!(service["tools"].as_array().unwrap().len(), 4);
 
     // The executor follows: `add` exists now and goes over HTTP.
-    let mut answer = Value::Null;
-    for _ in 0..100 {
-        answer = app
+    eventually("`add` answers over HTTP", async || {
+        let answer: Value = app
             .call_tool("fx", "add", &json!({ "a": 1, "b": 1 }))
             .await
             .json()
             .await
             .unwrap();
         if answer == json!({ "sum": 2.0 }) {
-            break;
+            Ok(())
+        } else {
+            Err(answer)
         }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    assert_eq!(answer, json!({ "sum": 2.0 }));
+    })
+    .await;
 }
 
 #[tokio::test]
