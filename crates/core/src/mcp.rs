@@ -119,7 +119,8 @@ impl McpSession {
         };
         let running = tokio::time::timeout(timeout, connecting)
             .await
-            .map_err(|_| McpError::Timeout(timeout))??;
+            .map_err(|_| McpError::Timeout(timeout))?
+            .map_err(|e| redact_url(e, transport))?;
         Ok(McpSession { running })
     }
 
@@ -256,6 +257,31 @@ pub async fn discover(
     discovered.map_err(|_| McpError::Timeout(timeout))?
 }
 
+/// HTTP client errors quote the URL, and a query string may carry a token:
+/// callers and logs get the URL without it.
+fn redact_url(error: McpError, transport: &TransportConfig) -> McpError {
+    let TransportConfig::StreamableHttp { url, .. } = transport else {
+        return error;
+    };
+    let Ok(mut shown) = url::Url::parse(url) else {
+        return error;
+    };
+    if shown.query().is_none() {
+        return error;
+    }
+    shown.set_query(None);
+    let hide = |text: String| text.replace(url.as_str(), shown.as_str());
+    match error {
+        McpError::Connect(text) => McpError::Connect(hide(text)),
+        McpError::Protocol(text) => McpError::Protocol(hide(text)),
+        McpError::JsonRpc { code, message } => McpError::JsonRpc {
+            code,
+            message: hide(message),
+        },
+        other => other,
+    }
+}
+
 fn init_error(e: ClientInitializeError) -> McpError {
     match e {
         ClientInitializeError::JsonRpcError(data) => McpError::JsonRpc {
@@ -301,6 +327,21 @@ fn spawn_stdio(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn query_strings_are_kept_out_of_error_messages() {
+        let url = "http://127.0.0.1:1/mcp?token=s3cret";
+        let transport = TransportConfig::StreamableHttp {
+            url: url.into(),
+            headers: Default::default(),
+        };
+        let error = redact_url(
+            McpError::Connect(format!("error sending request for url ({url})")),
+            &transport,
+        );
+        assert!(!error.to_string().contains("s3cret"), "{error}");
+        assert!(error.to_string().contains("http://127.0.0.1:1/mcp"));
+    }
 
     #[test]
     fn upstream_errors_map_to_codes() {

@@ -94,6 +94,12 @@ impl TransportConfig {
                         format!("is not a valid URL: {e}"),
                     )
                 })?;
+                if !parsed.username().is_empty() || parsed.password().is_some() {
+                    return Err((
+                        "transport.url".into(),
+                        "must not carry credentials; send them in `headers`".into(),
+                    ));
+                }
                 if !matches!(parsed.scheme(), "http" | "https") {
                     return Err(("transport.url".into(), "must use http or https".into()));
                 }

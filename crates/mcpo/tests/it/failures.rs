@@ -35,6 +35,13 @@ async fn unreachable_url_is_a_bad_gateway_and_stores_nothing() {
         .port();
     let body = json!({ "name": "down", "transport": { "type": "streamable_http", "url": format!("http://127.0.0.1:{port}/mcp") } });
     expect(app.register(&body).await, 502, "upstream_unreachable").await;
+    // A token in the query string stays out of the answer.
+    let with_token = json!({ "name": "down", "transport": { "type": "streamable_http", "url": format!("http://127.0.0.1:{port}/mcp?token=s3cret") } });
+    let answer = expect(app.register(&with_token).await, 502, "upstream_unreachable").await;
+    assert!(!answer.to_string().contains("s3cret"), "{answer}");
+    let userinfo = json!({ "name": "down", "transport": { "type": "streamable_http", "url": format!("http://me:s3cret@127.0.0.1:{port}/mcp") } });
+    let refused = expect(app.register(&userinfo).await, 422, "invalid_request").await;
+    assert!(!refused.to_string().contains("s3cret"), "{refused}");
     assert_nothing_stored(&app).await;
 }
 
