@@ -33,10 +33,6 @@ impl Application {
         self.addr
     }
 
-    pub fn port(&self) -> u16 {
-        self.addr.port()
-    }
-
     pub fn handle(&self) -> ServerHandle {
         self.server.handle()
     }

@@ -153,14 +153,6 @@ impl RoutingTable {
         self.write().deleted.insert(id);
     }
 
-    pub fn len(&self) -> usize {
-        self.read().by_name.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
     fn read(&self) -> std::sync::RwLockReadGuard<'_, Table> {
         self.table
             .read()

@@ -137,18 +137,6 @@ impl Sessions {
         self.lock().remove(&service_id);
     }
 
-    /// Closes every session (shutdown).
-    pub async fn close_all(&self) {
-        let slots: Vec<Slot> = self.lock().drain().map(|(_, slot)| slot).collect();
-        for slot in slots {
-            if let Some(session) = Arc::into_inner(slot.session).and_then(OnceCell::into_inner) {
-                if let Some(session) = Arc::into_inner(session) {
-                    session.close().await;
-                }
-            }
-        }
-    }
-
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Uuid, Slot>> {
         self.slots
             .lock()

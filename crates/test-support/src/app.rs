@@ -170,12 +170,6 @@ impl TestApp {
         })
         .await
     }
-
-    pub async fn stop(&self) {
-        for handle in &self.handles {
-            handle.stop(false).await;
-        }
-    }
 }
 
 impl Drop for TestApp {
