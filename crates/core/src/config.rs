@@ -17,6 +17,17 @@
 //! | `MCPO_LOG_FORMAT` | `json` or `pretty` | `json` |
 //! | `MCPO_HTTP_WORKERS` | HTTP worker threads per service | number of cores |
 //! | `MCPO_STATUS_INTERVAL_MS` | how often the registry checks every service (`0`: never) | `30000` |
+//! | `MCPO_AUTH` | `enabled`, or `disabled` for local use only (every caller may do everything) | `enabled` |
+//! | `MCPO_AUTH_ISSUER` | OIDC issuer whose access tokens are accepted; unset: API keys only | none |
+//! | `MCPO_AUTH_AUDIENCE` | the `aud` tokens must carry (required with an issuer) | none |
+//! | `MCPO_AUTH_PERMISSIONS_CLAIM` | claim holding permissions (array or space-separated); `scope` is read too | `permissions` |
+//! | `MCPO_AUTH_LEEWAY_SECS` | clock skew allowed on `exp`/`nbf` | `30` |
+//! | `MCPO_AUTH_JWKS_TTL_SECS` | how long the issuer's keys are used before refetching | `3600` |
+//! | `MCPO_AUTH_JWKS_MIN_REFRESH_SECS` | least time between refetches caused by unknown `kid`s | `30` |
+//! | `MCPO_STDIO_ALLOWED_COMMANDS` | stdio commands that may be registered, `;`-separated, each `command [leading args…]`; `*` allows any (dev only) | none |
+//! | `MCPO_EGRESS_ALLOW` | non-public destinations URL services may use: CIDRs, IPs or host names, comma-separated | none |
+//! | `MCPO_SECRET_KEYS` | AES-256 keys sealing transport secrets, `id:base64,…`, first one seals (secret: never logged) | none: secrets cannot be stored |
+//! | `MCPO_API_KEY_CACHE_SECS` | how long a checked API key is trusted (revocation delay elsewhere) | `10` |
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -26,7 +37,10 @@ use figment::Figment;
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 
+use crate::auth::{AuthSettings, OidcSettings};
+use crate::egress::{EgressPolicy, StdioPolicy};
 use crate::error::CoreError;
+use crate::secrets::SecretKeyring;
 
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -42,6 +56,13 @@ pub struct Settings {
     pub http_workers: usize,
     /// `None`: the status monitor does not run.
     pub status_interval: Option<Duration>,
+    pub auth: AuthSettings,
+    /// What URL transports may connect to beyond public addresses.
+    pub egress: EgressPolicy,
+    /// Which stdio commands may be registered and run.
+    pub stdio: StdioPolicy,
+    /// `None`: transports with env or header values cannot be stored.
+    pub secret_keys: Option<SecretKeyring>,
 }
 
 #[derive(Debug, Clone)]
@@ -83,6 +104,17 @@ struct RawSettings {
     mcpo_log_format: LogFormat,
     mcpo_http_workers: Option<usize>,
     mcpo_status_interval_ms: u64,
+    mcpo_auth: String,
+    mcpo_auth_issuer: Option<String>,
+    mcpo_auth_audience: Option<String>,
+    mcpo_auth_permissions_claim: String,
+    mcpo_auth_leeway_secs: u64,
+    mcpo_auth_jwks_ttl_secs: u64,
+    mcpo_auth_jwks_min_refresh_secs: u64,
+    mcpo_api_key_cache_secs: u64,
+    mcpo_stdio_allowed_commands: String,
+    mcpo_egress_allow: String,
+    mcpo_secret_keys: Option<String>,
 }
 
 impl Default for RawSettings {
@@ -102,6 +134,17 @@ impl Default for RawSettings {
             mcpo_log_format: LogFormat::Json,
             mcpo_http_workers: None,
             mcpo_status_interval_ms: 30_000,
+            mcpo_auth: "enabled".into(),
+            mcpo_auth_issuer: None,
+            mcpo_auth_audience: None,
+            mcpo_auth_permissions_claim: "permissions".into(),
+            mcpo_auth_leeway_secs: 30,
+            mcpo_auth_jwks_ttl_secs: 3600,
+            mcpo_auth_jwks_min_refresh_secs: 30,
+            mcpo_api_key_cache_secs: 10,
+            mcpo_stdio_allowed_commands: String::new(),
+            mcpo_egress_allow: String::new(),
+            mcpo_secret_keys: None,
         }
     }
 }
@@ -121,6 +164,17 @@ const VARIABLES: &[&str] = &[
     "MCPO_LOG_FORMAT",
     "MCPO_HTTP_WORKERS",
     "MCPO_STATUS_INTERVAL_MS",
+    "MCPO_AUTH",
+    "MCPO_AUTH_ISSUER",
+    "MCPO_AUTH_AUDIENCE",
+    "MCPO_AUTH_PERMISSIONS_CLAIM",
+    "MCPO_AUTH_LEEWAY_SECS",
+    "MCPO_AUTH_JWKS_TTL_SECS",
+    "MCPO_AUTH_JWKS_MIN_REFRESH_SECS",
+    "MCPO_API_KEY_CACHE_SECS",
+    "MCPO_STDIO_ALLOWED_COMMANDS",
+    "MCPO_EGRESS_ALLOW",
+    "MCPO_SECRET_KEYS",
 ];
 
 impl Settings {
@@ -151,7 +205,23 @@ impl Settings {
         url::Url::parse(&raw.mcpo_executor_public_url).map_err(|e| {
             CoreError::Config(format!("MCPO_EXECUTOR_PUBLIC_URL is not a URL: {e}"))
         })?;
+        let auth = auth_settings(&raw)?;
+        let egress = EgressPolicy::parse(&raw.mcpo_egress_allow)
+            .map_err(|e| CoreError::Config(format!("MCPO_EGRESS_ALLOW: {e}")))?;
+        let stdio = StdioPolicy::parse(&raw.mcpo_stdio_allowed_commands)
+            .map_err(|e| CoreError::Config(format!("MCPO_STDIO_ALLOWED_COMMANDS: {e}")))?;
+        let secret_keys = raw
+            .mcpo_secret_keys
+            .as_deref()
+            .filter(|spec| !spec.trim().is_empty())
+            .map(SecretKeyring::parse)
+            .transpose()
+            .map_err(|e| CoreError::Config(format!("MCPO_SECRET_KEYS: {e}")))?;
         Ok(Settings {
+            auth,
+            egress,
+            stdio,
+            secret_keys,
             database: DatabaseSettings {
                 url: SecretString::from(raw.database_url),
                 pool_size: raw.mcpo_database_pool_size.max(1),
@@ -181,6 +251,47 @@ impl Settings {
                 .then(|| Duration::from_millis(raw.mcpo_status_interval_ms)),
         })
     }
+}
+
+fn auth_settings(raw: &RawSettings) -> Result<AuthSettings, CoreError> {
+    match raw.mcpo_auth.as_str() {
+        "disabled" => return Ok(AuthSettings::Disabled),
+        "enabled" => {}
+        other => {
+            return Err(CoreError::Config(format!(
+                "MCPO_AUTH must be `enabled` or `disabled`, not `{other}`"
+            )))
+        }
+    }
+    let oidc = match (&raw.mcpo_auth_issuer, &raw.mcpo_auth_audience) {
+        (None, _) => None,
+        (Some(_), None) => {
+            return Err(CoreError::Config(
+                "MCPO_AUTH_AUDIENCE is required with MCPO_AUTH_ISSUER".into(),
+            ))
+        }
+        (Some(issuer), Some(audience)) => {
+            let parsed = url::Url::parse(issuer)
+                .map_err(|e| CoreError::Config(format!("MCPO_AUTH_ISSUER is not a URL: {e}")))?;
+            if !matches!(parsed.scheme(), "https" | "http") {
+                return Err(CoreError::Config(
+                    "MCPO_AUTH_ISSUER must be an http(s) URL".into(),
+                ));
+            }
+            Some(OidcSettings {
+                issuer: issuer.clone(),
+                audience: audience.clone(),
+                permissions_claim: raw.mcpo_auth_permissions_claim.clone(),
+                leeway: Duration::from_secs(raw.mcpo_auth_leeway_secs),
+                jwks_ttl: Duration::from_secs(raw.mcpo_auth_jwks_ttl_secs.max(1)),
+                min_refresh: Duration::from_secs(raw.mcpo_auth_jwks_min_refresh_secs),
+            })
+        }
+    };
+    Ok(AuthSettings::Enforced {
+        oidc,
+        api_key_cache: Duration::from_secs(raw.mcpo_api_key_cache_secs),
+    })
 }
 
 fn valid_subject_token(token: &str) -> bool {

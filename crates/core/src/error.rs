@@ -36,6 +36,12 @@ error_codes! {
     BadRequest => (BAD_REQUEST, "bad_request", "The request is malformed (a path, header or body the server cannot read)."),
     InvalidRequest => (UNPROCESSABLE_ENTITY, "invalid_request", "A field has a value that is not allowed; `details.field` names it."),
     InvalidArguments => (UNPROCESSABLE_ENTITY, "invalid_arguments", "The arguments do not match the tool's input schema; `details.errors` lists each problem with its JSON pointer."),
+    Unauthenticated => (UNAUTHORIZED, "unauthenticated", "No credentials: send `Authorization: Bearer <access token or API key>` (or `X-Api-Key`)."),
+    InvalidToken => (UNAUTHORIZED, "invalid_token", "The access token or API key was refused (expired, not yet valid, wrong issuer or audience, bad signature, unknown key, revoked); the message says which."),
+    PermissionDenied => (FORBIDDEN, "permission_denied", "The caller lacks the permission this route needs; `details.required` names it."),
+    CommandNotAllowed => (FORBIDDEN, "command_not_allowed", "The stdio command (with its leading arguments) is not on the allowlist, or its environment sets a variable that changes what runs."),
+    DestinationNotAllowed => (FORBIDDEN, "destination_not_allowed", "The URL (or a redirect, or what its host resolves to) points at a loopback, private, link-local or non-http destination MCPO does not connect to."),
+    ApiKeyNotFound => (NOT_FOUND, "api_key_not_found", "No API key has that id."),
     PayloadTooLarge => (PAYLOAD_TOO_LARGE, "payload_too_large", "The body is larger than the service accepts."),
     NotFound => (NOT_FOUND, "not_found", "No such route."),
     MethodNotAllowed => (METHOD_NOT_ALLOWED, "method_not_allowed", "The route exists but not with this method."),
@@ -54,6 +60,7 @@ error_codes! {
     UpstreamTimeout => (GATEWAY_TIMEOUT, "upstream_timeout", "The MCP server did not answer in time."),
     DatabaseUnavailable => (SERVICE_UNAVAILABLE, "database_unavailable", "The database cannot be reached right now; retry later."),
     EventsUnavailable => (SERVICE_UNAVAILABLE, "events_unavailable", "The event bus (NATS) cannot be reached right now; retry later."),
+    AuthUnavailable => (SERVICE_UNAVAILABLE, "auth_unavailable", "The identity provider's keys cannot be fetched right now, so tokens cannot be checked; retry later."),
     NotReady => (SERVICE_UNAVAILABLE, "not_ready", "A dependency of the service is not ready."),
     Internal => (INTERNAL_SERVER_ERROR, "internal_error", "An unexpected error on our side; the request id in the logs tells what."),
 }
@@ -76,6 +83,8 @@ pub struct ApiError {
     pub details: Option<Value>,
     /// Seconds for a `Retry-After` header (429 and 503 answers).
     pub retry_after: Option<u64>,
+    /// The `WWW-Authenticate` challenge of 401 and 403 answers.
+    pub challenge: Option<String>,
 }
 
 impl ApiError {
@@ -85,11 +94,17 @@ impl ApiError {
             message: message.into(),
             details: None,
             retry_after: None,
+            challenge: None,
         }
     }
 
     pub fn with_details(mut self, details: Value) -> Self {
         self.details = Some(details);
+        self
+    }
+
+    pub fn with_challenge(mut self, challenge: impl Into<String>) -> Self {
+        self.challenge = Some(challenge.into());
         self
     }
 
@@ -137,6 +152,9 @@ impl ResponseError for ApiError {
         let mut response = HttpResponse::build(self.status_code());
         if let Some(seconds) = self.retry_after {
             response.insert_header((actix_web::http::header::RETRY_AFTER, seconds.to_string()));
+        }
+        if let Some(challenge) = &self.challenge {
+            response.insert_header((actix_web::http::header::WWW_AUTHENTICATE, challenge.clone()));
         }
         response.json(self.body())
     }

@@ -18,6 +18,7 @@ use rmcp::{Peer, RoleClient, ServiceExt};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
 use crate::domain::{DiscoveredServer, DiscoveredTool, TransportConfig};
+use crate::egress::{EgressError, EgressPolicy, StdioPolicy};
 use crate::error::{ApiError, ErrorCode};
 
 pub use rmcp::model::{CallToolResult as ToolCallResult, ContentBlock};
@@ -39,6 +40,38 @@ pub enum McpError {
     JsonRpc { code: i32, message: String },
     #[error("the MCP server sent an unexpected answer: {0}")]
     Protocol(String),
+    #[error("{0}")]
+    Forbidden(EgressError),
+}
+
+/// What MCPO may run and connect to: checked before every connection, by
+/// the registry and by the executor alike.
+#[derive(Debug, Clone, Default)]
+pub struct ConnectPolicy {
+    pub egress: EgressPolicy,
+    pub stdio: StdioPolicy,
+}
+
+impl ConnectPolicy {
+    pub fn from_settings(settings: &crate::Settings) -> ConnectPolicy {
+        ConnectPolicy {
+            egress: settings.egress.clone(),
+            stdio: settings.stdio.clone(),
+        }
+    }
+
+    /// Checks what can be checked before connecting: the stdio allowlist, or
+    /// the URL and what its host resolves to now.
+    pub async fn check(&self, transport: &TransportConfig) -> Result<(), McpError> {
+        match transport {
+            TransportConfig::Stdio { command, args, env } => self.stdio.check(command, args, env),
+            TransportConfig::StreamableHttp { url, .. } => {
+                let parsed = url::Url::parse(url).map_err(|e| McpError::Connect(e.to_string()))?;
+                self.egress.check_destination(&parsed).await
+            }
+        }
+        .map_err(McpError::Forbidden)
+    }
 }
 
 impl From<McpError> for ApiError {
@@ -52,6 +85,10 @@ impl From<McpError> for ApiError {
                 ErrorCode::UpstreamRejectedArguments
             }
             McpError::JsonRpc { .. } | McpError::Protocol(_) => ErrorCode::UpstreamProtocolError,
+            McpError::Forbidden(
+                EgressError::CommandNotAllowed { .. } | EgressError::EnvNotAllowed { .. },
+            ) => ErrorCode::CommandNotAllowed,
+            McpError::Forbidden(_) => ErrorCode::DestinationNotAllowed,
         };
         ApiError::new(code, e.to_string())
     }
@@ -90,7 +127,10 @@ impl McpSession {
         transport: &TransportConfig,
         timeout: Duration,
         label: &str,
+        policy: &ConnectPolicy,
     ) -> Result<McpSession, McpError> {
+        policy.check(transport).await?;
+        let violations = std::sync::OnceLock::new();
         let connecting = async {
             match transport {
                 TransportConfig::Stdio { command, args, env } => {
@@ -108,8 +148,11 @@ impl McpSession {
                     }
                     let config = StreamableHttpClientTransportConfig::with_uri(url.as_str())
                         .custom_headers(custom);
-                    let http = reqwest::Client::builder()
-                        .connect_timeout(timeout)
+                    let (builder, seen) = policy
+                        .egress
+                        .apply(reqwest::Client::builder().connect_timeout(timeout));
+                    let _ = violations.set(seen);
+                    let http = builder
                         .build()
                         .map_err(|e| McpError::Connect(e.to_string()))?;
                     let transport = StreamableHttpClientTransport::with_client(http, config);
@@ -117,10 +160,15 @@ impl McpSession {
                 }
             }
         };
-        let running = tokio::time::timeout(timeout, connecting)
+        let connected = tokio::time::timeout(timeout, connecting)
             .await
-            .map_err(|_| McpError::Timeout(timeout))?
-            .map_err(|e| redact_url(e, transport))?;
+            .map_err(|_| McpError::Timeout(timeout))?;
+        // A refused redirect or resolution surfaces from rmcp as a generic
+        // transport error; the policy's own record says what it was.
+        if let Some(refusal) = violations.get().and_then(|v| v.take()) {
+            return Err(McpError::Forbidden(refusal));
+        }
+        let running = connected.map_err(|e| redact_url(e, transport))?;
         Ok(McpSession { running })
     }
 
@@ -250,8 +298,9 @@ pub async fn discover(
     transport: &TransportConfig,
     timeout: Duration,
     label: &str,
+    policy: &ConnectPolicy,
 ) -> Result<DiscoveredServer, McpError> {
-    let session = McpSession::connect(transport, timeout, label).await?;
+    let session = McpSession::connect(transport, timeout, label, policy).await?;
     let discovered = tokio::time::timeout(timeout, session.discover()).await;
     session.close().await;
     discovered.map_err(|_| McpError::Timeout(timeout))?
@@ -292,6 +341,12 @@ fn init_error(e: ClientInitializeError) -> McpError {
     }
 }
 
+/// What a stdio server inherits from MCPO's environment: enough to find
+/// programs, a home for caches (npm, uv), locale and time zone.
+const INHERITED_ENV: &[&str] = &[
+    "PATH", "HOME", "USER", "LOGNAME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR",
+];
+
 /// Spawns the server in its own process group, so launchers such as `npx`
 /// that start a grandchild are stopped with it. The server's stderr goes to
 /// our log, line by line, tagged with the service.
@@ -302,7 +357,16 @@ fn spawn_stdio(
     label: &str,
 ) -> Result<TokioChildProcess, McpError> {
     let mut cmd = tokio::process::Command::new(command);
-    cmd.args(args).envs(env);
+    // The server gets a basic environment plus its own `env`, never ours:
+    // MCPO's holds the database URL and the secret keys.
+    cmd.env_clear()
+        .envs(
+            INHERITED_ENV
+                .iter()
+                .filter_map(|name| Some((name, std::env::var_os(name)?))),
+        )
+        .args(args)
+        .envs(env);
     let mut wrapped = CommandWrap::from(cmd);
     wrapped.wrap(ProcessGroup::leader()).wrap(KillOnDrop);
     let (child, stderr) = TokioChildProcess::builder(wrapped)

@@ -6,6 +6,7 @@ use std::net::{SocketAddr, TcpListener};
 use actix_web::dev::{Server, ServerHandle};
 use tokio::task::JoinHandle;
 
+use crate::auth::Authenticator;
 use crate::config::Settings;
 use crate::db::{self, DbPool};
 use crate::error::CoreError;
@@ -57,11 +58,12 @@ pub fn bind(addr: SocketAddr) -> Result<(TcpListener, SocketAddr), CoreError> {
     Ok((listener, bound))
 }
 
-/// The database pool and event bus a service needs.
+/// The database pool, event bus and authenticator a service needs.
 #[derive(Clone)]
 pub struct Dependencies {
     pub pool: DbPool,
     pub bus: EventBus,
+    pub auth: actix_web::web::Data<Authenticator>,
 }
 
 impl Dependencies {
@@ -71,7 +73,17 @@ impl Dependencies {
     ) -> Result<Dependencies, CoreError> {
         let pool = db::build_pool(&settings.database, application_name)?;
         let bus = EventBus::connect(&settings.nats).await?;
-        Ok(Dependencies { pool, bus })
+        let auth = Authenticator::new(&settings.auth, pool.clone());
+        if auth.is_disabled() {
+            tracing::warn!("authentication is {}", auth.describe());
+        } else {
+            tracing::info!("authentication: {}", auth.describe());
+        }
+        Ok(Dependencies {
+            pool,
+            bus,
+            auth: actix_web::web::Data::new(auth),
+        })
     }
 
     pub fn readiness(&self, require_nats: bool) -> Readiness {

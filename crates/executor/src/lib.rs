@@ -13,6 +13,7 @@ use std::sync::Arc;
 use actix_web::http::Method;
 use actix_web::middleware::from_fn;
 use actix_web::{web, App, HttpServer};
+use mcpo_core::auth::authenticate;
 use mcpo_core::config::Settings;
 use mcpo_core::http::{health_routes, json_errors, not_found, request_id_middleware, KnownRoutes};
 use mcpo_core::server::{bind, Application, Dependencies};
@@ -31,10 +32,16 @@ pub async fn build(settings: &Settings, deps: Dependencies) -> Result<Applicatio
         .bus
         .subscribe(&["tools.updated", "service.updated"])
         .await?;
-    let routes = Arc::new(RoutingTable::new(deps.pool.clone()));
+    let routes = Arc::new(RoutingTable::new(
+        deps.pool.clone(),
+        settings.secret_keys.clone(),
+    ));
     let loaded = routes.load_all().await?;
     tracing::info!(services = loaded, "routes loaded");
-    let sessions = Arc::new(Sessions::new(settings.mcp_connect_timeout));
+    let sessions = Arc::new(Sessions::new(
+        settings.mcp_connect_timeout,
+        mcpo_core::mcp::ConnectPolicy::from_settings(settings),
+    ));
     let follower = tokio::spawn(follower::follow(events, routes.clone(), sessions.clone()));
 
     let (listener, addr) = bind(settings.executor_addr)?;
@@ -48,10 +55,13 @@ pub async fn build(settings: &Settings, deps: Dependencies) -> Result<Applicatio
         "/tools/{service}/{tool}",
         &[Method::POST],
     )]));
+    let auth = deps.auth.clone();
     let server = HttpServer::new(move || {
         App::new()
+            .wrap(from_fn(authenticate))
             .wrap(json_errors())
             .wrap(from_fn(request_id_middleware))
+            .app_data(auth.clone())
             .app_data(web::PayloadConfig::new(MAX_BODY_BYTES))
             .app_data(executor.clone())
             .app_data(readiness.clone())

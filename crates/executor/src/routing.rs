@@ -10,6 +10,7 @@ use mcpo_core::db::queries::{self, ServiceRecord};
 use mcpo_core::db::DbPool;
 use mcpo_core::domain::naming::validate_service_name;
 use mcpo_core::domain::{ServiceStatus, TransportConfig};
+use mcpo_core::secrets::SecretKeyring;
 use mcpo_core::CoreError;
 use uuid::Uuid;
 
@@ -35,13 +36,16 @@ pub struct ToolRoute {
 }
 
 impl ServiceRoute {
-    fn from_record(record: &ServiceRecord) -> Result<ServiceRoute, CoreError> {
+    fn from_record(
+        record: &ServiceRecord,
+        keys: Option<&SecretKeyring>,
+    ) -> Result<ServiceRoute, CoreError> {
         Ok(ServiceRoute {
             id: record.service.id,
             name: record.service.name.clone(),
             revision: record.service.revision,
             disabled: record.service.status == ServiceStatus::Disabled.as_str(),
-            transport: record.transport()?,
+            transport: record.transport(keys)?,
             tools: record
                 .tools
                 .iter()
@@ -70,6 +74,8 @@ struct Table {
 
 pub struct RoutingTable {
     pool: DbPool,
+    /// Opens the transports' sealed secrets.
+    secret_keys: Option<SecretKeyring>,
     table: RwLock<Table>,
 }
 
@@ -81,9 +87,10 @@ pub enum RouteChange {
 }
 
 impl RoutingTable {
-    pub fn new(pool: DbPool) -> Self {
+    pub fn new(pool: DbPool, secret_keys: Option<SecretKeyring>) -> Self {
         RoutingTable {
             pool,
+            secret_keys,
             table: RwLock::new(Table::default()),
         }
     }
@@ -93,10 +100,15 @@ impl RoutingTable {
         let records = queries::all_services(&mut *self.pool.get().await?).await?;
         let mut by_name = HashMap::new();
         for record in &records {
-            by_name.insert(
-                record.service.name.clone(),
-                Arc::new(ServiceRoute::from_record(record)?),
-            );
+            // One unreadable service must not keep the others from serving.
+            match ServiceRoute::from_record(record, self.secret_keys.as_ref()) {
+                Ok(route) => {
+                    by_name.insert(record.service.name.clone(), Arc::new(route));
+                }
+                Err(e) => {
+                    tracing::error!(service = %record.service.name, error = %e, "service cannot be routed")
+                }
+            }
         }
         let count = by_name.len();
         self.write().by_name = by_name;
@@ -124,7 +136,10 @@ impl RoutingTable {
         let mut table = self.write();
         match record {
             Some(record) => {
-                let route = Arc::new(ServiceRoute::from_record(&record)?);
+                let route = Arc::new(ServiceRoute::from_record(
+                    &record,
+                    self.secret_keys.as_ref(),
+                )?);
                 if table.deleted.contains(&route.id) {
                     return Ok(RouteChange::Unchanged);
                 }

@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use mcpo_core::mcp::{McpError, McpSession};
+use mcpo_core::mcp::{ConnectPolicy, McpError, McpSession};
 use tokio::sync::OnceCell;
 use uuid::Uuid;
 
@@ -42,14 +42,16 @@ pub enum SessionError {
 
 pub struct Sessions {
     connect_timeout: Duration,
+    policy: ConnectPolicy,
     slots: Mutex<HashMap<Uuid, Slot>>,
     breakers: Mutex<HashMap<Uuid, Breaker>>,
 }
 
 impl Sessions {
-    pub fn new(connect_timeout: Duration) -> Self {
+    pub fn new(connect_timeout: Duration, policy: ConnectPolicy) -> Self {
         Sessions {
             connect_timeout,
+            policy,
             slots: Mutex::new(HashMap::new()),
             breakers: Mutex::new(HashMap::new()),
         }
@@ -80,7 +82,14 @@ impl Sessions {
             // instead of each trying (and waiting) again.
             self.check_breaker(route)?;
             tracing::info!(service = %route.name, "opening MCP session");
-            match McpSession::connect(&route.transport, self.connect_timeout, &route.name).await {
+            match McpSession::connect(
+                &route.transport,
+                self.connect_timeout,
+                &route.name,
+                &self.policy,
+            )
+            .await
+            {
                 Ok(session) => {
                     self.breakers().remove(&route.id);
                     Ok(Arc::new(session))

@@ -3,7 +3,11 @@
 use anyhow::Context;
 use serde_json::Value;
 
-pub async fn import(file: &std::path::Path, registry: &str) -> anyhow::Result<()> {
+pub async fn import(
+    file: &std::path::Path,
+    registry: &str,
+    token: Option<&str>,
+) -> anyhow::Result<()> {
     let text =
         std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
     let body: Value =
@@ -12,9 +16,11 @@ pub async fn import(file: &std::path::Path, registry: &str) -> anyhow::Result<()
         "{}/api/v1/mcpo/services:import",
         registry.trim_end_matches('/')
     );
-    let response = reqwest::Client::new()
-        .post(&url)
-        .json(&body)
+    let mut request = reqwest::Client::new().post(&url).json(&body);
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    let response = request
         .send()
         .await
         .with_context(|| format!("cannot reach the registry at {registry}"))?;

@@ -38,6 +38,10 @@ enum Command {
             default_value = "http://127.0.0.1:8080"
         )]
         registry: String,
+        /// An access token or API key with `registry:write` (and
+        /// `registry:admin` for stdio entries).
+        #[arg(long, env = "MCPO_TOKEN", hide_env_values = true)]
+        token: Option<String>,
     },
     /// Serve the fixture MCP server (tests, benchmarks and the demo use it).
     Fixture {
@@ -61,7 +65,11 @@ fn main() -> std::process::ExitCode {
     let result = match cli.command {
         Command::Fixture { command } => runtime.block_on(mcpo_fixture::run(command)),
         Command::Migrate => runtime.block_on(migrate()),
-        Command::Import { file, registry } => runtime.block_on(import::import(&file, &registry)),
+        Command::Import {
+            file,
+            registry,
+            token,
+        } => runtime.block_on(import::import(&file, &registry, token.as_deref())),
         // actix's server wants a LocalSet-capable system; run it the way actix_web::main does.
         Command::Up { demo } => {
             actix_web::rt::System::with_tokio_rt(move || runtime).block_on(up::up(demo))

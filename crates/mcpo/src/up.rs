@@ -1,6 +1,8 @@
 //! `mcpo up`: everything a newcomer needs, in one process.
 
 use anyhow::Context;
+use mcpo_core::auth::Caller;
+use mcpo_core::secrets::SecretKeyring;
 use mcpo_core::server::Dependencies;
 use mcpo_core::Settings;
 
@@ -9,6 +11,22 @@ pub const DEMO_SERVICE: &str = "demo";
 pub async fn up(demo: bool) -> anyhow::Result<()> {
     let mut settings = Settings::from_env()?;
     mcpo_core::telemetry::init(settings.log_format);
+    let key_file = match settings.secret_keys {
+        Some(_) => None,
+        None => {
+            let (keys, file) = local_secret_keys()?;
+            settings.secret_keys = Some(keys);
+            Some(file)
+        }
+    };
+    let demo_command = std::env::current_exe()?.to_string_lossy().into_owned();
+    if demo {
+        // The demo runs this very binary; nothing else is added to the allowlist.
+        settings.stdio = settings
+            .stdio
+            .clone()
+            .with(demo_command.clone(), vec!["fixture".into(), "stdio".into()]);
+    }
     if mcpo_core::db::create_database_if_missing(&settings.database.url).await? {
         tracing::info!("database created");
     }
@@ -37,7 +55,7 @@ pub async fn up(demo: bool) -> anyhow::Result<()> {
         wait_until_serving(addr).await?;
     }
     if demo {
-        register_demo(addrs[0]).await?;
+        register_demo(&settings, &deps, demo_command).await?;
     }
     use std::io::Write;
     println!("MCPO is running");
@@ -47,6 +65,13 @@ pub async fn up(demo: bool) -> anyhow::Result<()> {
         addrs[1]
     );
     println!("  publisher  http://{}/openapi.json", addrs[2]);
+    println!("  auth       {}", deps.auth.describe());
+    if let Some(file) = key_file {
+        println!(
+            "  secrets    sealed with the local key in {}",
+            file.display()
+        );
+    }
     if demo {
         println!(
             "  demo       curl -X POST {}/tools/{DEMO_SERVICE}/echo -H 'content-type: application/json' -d '{{\"message\":\"hi\"}}'",
@@ -76,26 +101,65 @@ async fn wait_until_serving(addr: std::net::SocketAddr) -> anyhow::Result<()> {
 }
 
 /// Registers the fixture server (this very binary, `mcpo fixture stdio`) as
-/// `demo` through the registry's API, unless a service of that name exists.
-async fn register_demo(registry: std::net::SocketAddr) -> anyhow::Result<()> {
-    let command = std::env::current_exe()?.to_string_lossy().into_owned();
-    let body = serde_json::json!({
-        "name": DEMO_SERVICE,
-        "description": "MCPO's fixture MCP server: echo, add, fail, slow",
-        "transport": { "type": "stdio", "command": command, "args": ["fixture", "stdio"] },
-    });
-    let response = reqwest::Client::new()
-        .post(format!("http://{registry}/api/v1/mcpo/services"))
-        .json(&body)
-        .send()
-        .await?;
-    match response.status().as_u16() {
-        201 => tracing::info!("demo service registered"),
-        409 => tracing::info!("demo service already registered"),
-        status => anyhow::bail!(
-            "registering the demo failed ({status}): {}",
-            response.text().await?
-        ),
+/// `demo`, unless a service of that name exists. Done in-process as MCPO
+/// itself, so it works whatever the auth mode (and is audited as `mcpo up`).
+async fn register_demo(
+    settings: &Settings,
+    deps: &Dependencies,
+    command: String,
+) -> anyhow::Result<()> {
+    let registry = mcpo_registry::Registry::new(
+        settings,
+        deps.pool.clone(),
+        std::sync::Arc::new(tokio::sync::Notify::new()),
+    );
+    let request = mcpo_registry::services::RegisterService {
+        name: DEMO_SERVICE.into(),
+        description: Some("MCPO's fixture MCP server: echo, add, fail, slow".into()),
+        transport: mcpo_core::domain::TransportConfig::Stdio {
+            command,
+            args: vec!["fixture".into(), "stdio".into()],
+            env: Default::default(),
+        },
+    };
+    match registry
+        .register(request, &Caller::system("mcpo up --demo"))
+        .await
+    {
+        Ok(_) => tracing::info!("demo service registered"),
+        Err(mcpo_registry::error::RegistryError::NameTaken(_)) => {
+            tracing::info!("demo service already registered")
+        }
+        Err(e) => anyhow::bail!("registering the demo failed: {e}"),
     }
     Ok(())
+}
+
+/// Without `MCPO_SECRET_KEYS`, `mcpo up` keeps a key of its own in the user's
+/// data directory (created once, readable by the user only), so stored
+/// secrets survive restarts. Deployments set `MCPO_SECRET_KEYS`.
+fn local_secret_keys() -> anyhow::Result<(SecretKeyring, std::path::PathBuf)> {
+    let dir = std::env::var_os("XDG_DATA_HOME")
+        .map(std::path::PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| std::path::Path::new(&h).join(".local/share")))
+        .context("neither XDG_DATA_HOME nor HOME is set; set MCPO_SECRET_KEYS")?
+        .join("mcpo");
+    let file = dir.join("secret-keys");
+    if !file.exists() {
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut out = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&file)
+            .with_context(|| format!("creating {}", file.display()))?;
+        writeln!(out, "local:{}", SecretKeyring::generate_key())?;
+    }
+    let spec =
+        std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
+    let keys = SecretKeyring::parse(spec.trim())
+        .with_context(|| format!("the key in {} is unusable", file.display()))?;
+    Ok((keys, file))
 }

@@ -3,6 +3,8 @@
 
 use std::collections::HashSet;
 
+use mcpo_core::auth::document::add_security;
+use mcpo_core::auth::invoke_permission;
 use mcpo_core::db::queries::ServiceRecord;
 use mcpo_core::error::ErrorCode;
 use serde_json::{json, Map, Value};
@@ -34,6 +36,11 @@ pub fn build(services: &[ServiceRecord], executor_url: &str) -> Value {
                 },
                 "responses": responses(schema.output_schema.as_ref()),
                 "x-mcp-tool": tool.name,
+                // `tools:invoke` grants it too.
+                "security": [
+                    { "bearer": [invoke_permission(&service.name)] },
+                    { "api_key": [invoke_permission(&service.name)] }
+                ],
             });
             if let Some(description) = &tool.description {
                 operation["description"] = json!(description);
@@ -44,7 +51,7 @@ pub fn build(services: &[ServiceRecord], executor_url: &str) -> Value {
             paths.insert(tool.endpoint.clone(), json!({ "post": operation }));
         }
     }
-    json!({
+    let mut document = json!({
         "openapi": OPENAPI_VERSION,
         "info": {
             "title": "MCPO tools",
@@ -56,7 +63,9 @@ pub fn build(services: &[ServiceRecord], executor_url: &str) -> Value {
         "tags": tags,
         "paths": paths,
         "components": { "schemas": { "Error": error_schema() } }
-    })
+    });
+    add_security(&mut document, "Error");
+    document
 }
 
 fn responses(output_schema: Option<&Value>) -> Value {

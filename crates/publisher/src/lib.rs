@@ -7,6 +7,7 @@ pub mod versions;
 use actix_web::http::{header, Method};
 use actix_web::middleware::from_fn;
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
+use mcpo_core::auth::{authenticate, Authorized, OpenapiRead};
 use mcpo_core::config::Settings;
 use mcpo_core::http::{
     health_routes, json_errors, not_found, query_config, request_id_middleware, KnownRoutes,
@@ -42,10 +43,13 @@ pub async fn build(settings: &Settings, deps: Dependencies) -> Result<Applicatio
         ("/services/{name}/openapi.json", &[Method::GET]),
         ("/docs", &[Method::GET]),
     ]));
+    let auth = deps.auth.clone();
     let server = HttpServer::new(move || {
         App::new()
+            .wrap(from_fn(authenticate))
             .wrap(json_errors())
             .wrap(from_fn(request_id_middleware))
+            .app_data(auth.clone())
             .app_data(publisher.clone())
             .app_data(readiness.clone())
             .app_data(known.clone())
@@ -74,6 +78,7 @@ struct VersionQuery {
 
 /// The current document, or with `?version=N` a stored older one.
 async fn openapi_json(
+    _auth: Authorized<OpenapiRead>,
     publisher: web::Data<Publisher>,
     query: web::Query<VersionQuery>,
     req: HttpRequest,
@@ -106,11 +111,16 @@ async fn openapi_json(
     Ok(response)
 }
 
-async fn openapi_yaml(publisher: web::Data<Publisher>, req: HttpRequest) -> HttpResponse {
+async fn openapi_yaml(
+    _auth: Authorized<OpenapiRead>,
+    publisher: web::Data<Publisher>,
+    req: HttpRequest,
+) -> HttpResponse {
     serve(&publisher.current().yaml, "application/yaml", &req)
 }
 
 async fn service_openapi_json(
+    _auth: Authorized<OpenapiRead>,
     publisher: web::Data<Publisher>,
     name: web::Path<String>,
     req: HttpRequest,
@@ -125,19 +135,25 @@ async fn service_openapi_json(
     }
 }
 
-/// An interactive page over the live document (the Scalar viewer, loaded
-/// from its CDN by the reader's browser).
-async fn docs() -> HttpResponse {
+/// An interactive page over the current document (the Scalar viewer, loaded
+/// from its CDN by the reader's browser). The document is embedded: the
+/// browser could not send credentials to fetch it.
+async fn docs(_auth: Authorized<OpenapiRead>, publisher: web::Data<Publisher>) -> HttpResponse {
+    let document = String::from_utf8_lossy(&publisher.current().json.bytes)
+        // Inside <script>, only `</` can end the element early.
+        .replace("</", "<\\/");
     HttpResponse::Ok()
         .content_type("text/html; charset=utf-8")
-        .body(DOCS_PAGE)
+        .body(format!("{DOCS_HEAD}{document}{DOCS_TAIL}"))
 }
 
-const DOCS_PAGE: &str = r#"<!doctype html>
+const DOCS_HEAD: &str = r#"<!doctype html>
 <html>
 <head><meta charset="utf-8"><title>MCPO tools</title></head>
 <body>
-<script id="api-reference" data-url="/openapi.json"></script>
+<script id="api-reference" type="application/json">"#;
+
+const DOCS_TAIL: &str = r#"</script>
 <script src="https://cdn.jsdelivr.net/npm/@scalar/api-reference"></script>
 </body>
 </html>

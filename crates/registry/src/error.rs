@@ -1,3 +1,4 @@
+use mcpo_core::auth::AuthError;
 use mcpo_core::mcp::McpError;
 use mcpo_core::{ApiError, CoreError, ErrorCode};
 
@@ -15,6 +16,12 @@ pub enum RegistryError {
     ConcurrentChange(String),
     #[error("service `{name}` is at revision {current}, not the one `If-Match` names")]
     PreconditionFailed { name: String, current: i64 },
+    #[error("this deployment has no MCPO_SECRET_KEYS, so it cannot store env or header values (they are kept encrypted); ask an operator to set it")]
+    SecretsUnavailable,
+    #[error("no API key has id `{0}`")]
+    ApiKeyNotFound(uuid::Uuid),
+    #[error(transparent)]
+    Auth(#[from] AuthError),
     #[error(transparent)]
     Upstream(#[from] McpError),
     #[error(transparent)]
@@ -61,6 +68,11 @@ impl From<RegistryError> for ApiError {
                 ApiError::new(ErrorCode::PreconditionFailed, e.to_string())
                     .with_details(serde_json::json!({ "revision": current }))
             }
+            RegistryError::ApiKeyNotFound(_) => {
+                ApiError::new(ErrorCode::ApiKeyNotFound, e.to_string())
+            }
+            RegistryError::Auth(e) => e.into(),
+            RegistryError::SecretsUnavailable => ApiError::new(ErrorCode::NotReady, e.to_string()),
             RegistryError::Upstream(e) => e.into(),
             RegistryError::Core(e) => e.into(),
         }

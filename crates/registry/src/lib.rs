@@ -1,5 +1,7 @@
 //! The registry service: `/api/v1/mcpo/services`.
 
+pub mod api_keys;
+pub mod audit;
 pub mod config_file;
 pub mod error;
 pub mod monitor;
@@ -10,6 +12,8 @@ pub mod store;
 use actix_web::http::Method;
 use actix_web::middleware::from_fn;
 use actix_web::{web, App, HttpResponse, HttpServer};
+use mcpo_core::auth::document::add_security;
+use mcpo_core::auth::{authenticate, Authorized, RegistryRead};
 use mcpo_core::config::Settings;
 use mcpo_core::http::{
     health_routes, json_config, json_errors, not_found, query_config, request_id_middleware,
@@ -20,7 +24,7 @@ use mcpo_core::server::{bind, Application, Dependencies};
 use mcpo_core::CoreError;
 use utoipa::OpenApi;
 use utoipa_actix_web::AppExt;
-use utoipa_scalar::{Scalar, Servable};
+use utoipa_scalar::Scalar;
 
 pub use services::Registry;
 
@@ -37,18 +41,27 @@ pub fn build(settings: &Settings, deps: Dependencies) -> Result<Application, Cor
             pool: deps.pool.clone(),
             interval,
             outbox_wake: relay.waker(),
+            policy: mcpo_core::mcp::ConnectPolicy::from_settings(settings),
+            secret_keys: settings.secret_keys.clone(),
         };
         background.push(tokio::spawn(monitor.run()));
     }
     background.push(tokio::spawn(relay.run()));
     let readiness = web::Data::new(deps.readiness(false));
+    let auth = deps.auth.clone();
     let server = HttpServer::new(move || {
         let (app, api) = App::new()
             .into_utoipa_app()
             .openapi(routes::RegistryApi::openapi())
             .configure(routes::configure)
             .split_for_parts();
-        let api_json = web::Data::new(api.clone());
+        let document = secured(&api);
+        let docs_html = web::Data::new(DocsPage(
+            Scalar::new(document.clone())
+                .title("MCPO registry API")
+                .to_html(),
+        ));
+        let api_json = web::Data::new(RegistryDocument(document));
         let known = web::Data::new(
             KnownRoutes::new(&[
                 ("/api/v1/openapi.json", &[Method::GET]),
@@ -56,8 +69,10 @@ pub fn build(settings: &Settings, deps: Dependencies) -> Result<Application, Cor
             ])
             .with_openapi(&api),
         );
-        app.wrap(json_errors())
+        app.wrap(from_fn(authenticate))
+            .wrap(json_errors())
             .wrap(from_fn(request_id_middleware))
+            .app_data(auth.clone())
             .app_data(json_config(MAX_BODY_BYTES))
             .app_data(query_config())
             .app_data(registry.clone())
@@ -65,8 +80,9 @@ pub fn build(settings: &Settings, deps: Dependencies) -> Result<Application, Cor
             .app_data(api_json)
             .app_data(known)
             .configure(health_routes)
+            .app_data(docs_html)
             .route("/api/v1/openapi.json", web::get().to(openapi_json))
-            .service(Scalar::with_url("/api/v1/docs", api).title("MCPO registry API"))
+            .route("/api/v1/docs", web::get().to(docs))
             .default_service(web::to(not_found))
     })
     .workers(settings.http_workers)
@@ -76,18 +92,43 @@ pub fn build(settings: &Settings, deps: Dependencies) -> Result<Application, Cor
     Ok(Application::new(addr, server, background))
 }
 
-async fn openapi_json(api: web::Data<utoipa::openapi::OpenApi>) -> HttpResponse {
-    HttpResponse::Ok().json(api.get_ref())
+/// The registry API document, as served.
+struct RegistryDocument(serde_json::Value);
+
+async fn openapi_json(
+    _auth: Authorized<RegistryRead>,
+    document: web::Data<RegistryDocument>,
+) -> HttpResponse {
+    HttpResponse::Ok().json(&document.0)
+}
+
+struct DocsPage(String);
+
+/// The API reference page; it embeds the document, so it needs what the
+/// document needs.
+async fn docs(_auth: Authorized<RegistryRead>, page: web::Data<DocsPage>) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/html; charset=utf-8")
+        .body(page.0.clone())
 }
 
 /// The registry API document, as `/api/v1/openapi.json` serves it.
-pub fn openapi() -> utoipa::openapi::OpenApi {
-    App::new()
-        .into_utoipa_app()
-        .openapi(routes::RegistryApi::openapi())
-        .configure(routes::configure)
-        .split_for_parts()
-        .1
+pub fn openapi() -> serde_json::Value {
+    secured(
+        &App::new()
+            .into_utoipa_app()
+            .openapi(routes::RegistryApi::openapi())
+            .configure(routes::configure)
+            .split_for_parts()
+            .1,
+    )
+}
+
+/// The document with its security schemes and authentication answers.
+fn secured(api: &utoipa::openapi::OpenApi) -> serde_json::Value {
+    let mut document = serde_json::to_value(api).expect("a utoipa document serializes");
+    add_security(&mut document, "ErrorBody");
+    document
 }
 
 /// What the binary does: apply migrations, connect, serve.

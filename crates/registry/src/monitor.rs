@@ -16,7 +16,8 @@ use mcpo_core::db::DbPool;
 use mcpo_core::domain::{ServiceStatus, TransportConfig};
 use mcpo_core::events::{Event, EventEnvelope, ServiceStatusChanged};
 use mcpo_core::leader::{self, Leadership};
-use mcpo_core::mcp::{McpError, McpSession};
+use mcpo_core::mcp::{ConnectPolicy, McpError, McpSession};
+use mcpo_core::secrets::SecretKeyring;
 use mcpo_core::{outbox, CoreError};
 use tokio::sync::Notify;
 
@@ -26,6 +27,8 @@ pub struct Monitor {
     pub pool: DbPool,
     pub interval: Duration,
     pub outbox_wake: Arc<Notify>,
+    pub policy: ConnectPolicy,
+    pub secret_keys: Option<SecretKeyring>,
 }
 
 /// What one check found.
@@ -61,20 +64,28 @@ impl Monitor {
             (self.interval / 2).clamp(Duration::from_millis(200), Duration::from_secs(10));
         futures::stream::iter(services)
             .for_each_concurrent(PARALLEL_CHECKS, |service| async move {
-                let observation =
-                    match serde_json::from_value::<TransportConfig>(service.transport.clone()) {
-                        Ok(transport) => check(&transport, timeout, &service.name).await,
-                        Err(e) => Observation {
-                            status: ServiceStatus::Degraded,
-                            error: Some(format!("unreadable transport: {e}")),
-                        },
-                    };
+                let observation = match self.transport_of(&service) {
+                    Ok(transport) => check(&transport, timeout, &service.name, &self.policy).await,
+                    Err(e) => Observation {
+                        status: ServiceStatus::Degraded,
+                        error: Some(format!("unreadable transport: {e}")),
+                    },
+                };
                 if let Err(e) = self.record(&service, &observation).await {
                     tracing::warn!(service = %service.name, error = %e, "cannot record status");
                 }
             })
             .await;
         Ok(())
+    }
+
+    fn transport_of(&self, service: &ServiceRow) -> Result<TransportConfig, String> {
+        let stored: TransportConfig =
+            serde_json::from_value(service.transport.clone()).map_err(|e| e.to_string())?;
+        match &self.secret_keys {
+            Some(keys) => keys.open_transport(&stored).map_err(|e| e.to_string()),
+            None => Ok(stored),
+        }
     }
 
     /// Stores the observation; on a status change also the event, in the same
@@ -139,8 +150,13 @@ impl Monitor {
 
 /// Unreachable when it cannot be started, reached or initialized; degraded
 /// when it initializes but does not answer a ping; active otherwise.
-pub async fn check(transport: &TransportConfig, timeout: Duration, label: &str) -> Observation {
-    let session = match McpSession::connect(transport, timeout, label).await {
+pub async fn check(
+    transport: &TransportConfig,
+    timeout: Duration,
+    label: &str,
+    policy: &ConnectPolicy,
+) -> Observation {
+    let session = match McpSession::connect(transport, timeout, label, policy).await {
         Ok(session) => session,
         Err(e) => {
             return Observation {

@@ -4,19 +4,25 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
+use mcpo_core::auth::{Caller, Permission};
 use mcpo_core::db::models::ServiceRow;
 use mcpo_core::db::queries::{self, ServiceRecord};
 use mcpo_core::db::DbPool;
 use mcpo_core::domain::naming::{validate_service_name, MAX_SERVICE_NAME_LEN};
+use mcpo_core::domain::DiscoveredServer;
 use mcpo_core::domain::{ServiceStatus, ServiceView, TransportConfig};
 use mcpo_core::events::{
     Event, EventEnvelope, ServiceRegistered, ServiceUpdated, ToolsChange, ToolsUpdated,
 };
-use mcpo_core::mcp;
+use mcpo_core::mcp::{self, ConnectPolicy};
+use mcpo_core::secrets::{
+    redact_transport, restore_redacted, secret_values, SecretKeyring, REDACTED,
+};
 use mcpo_core::ApiError;
 use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 
+use crate::audit::AuditRecord;
 use crate::config_file::{self, McpServersFile};
 use crate::error::RegistryError;
 use crate::store::{self, Changed, NewService, ServiceChange};
@@ -32,12 +38,17 @@ pub struct Registry {
     /// The executor's public URL, the base of every tool endpoint we answer with.
     pub endpoint_base: String,
     pub connect_timeout: Duration,
+    /// What registered servers may run and connect to.
+    pub policy: ConnectPolicy,
+    /// Seals env and header values before they are stored.
+    pub secret_keys: Option<SecretKeyring>,
 }
 
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RegisterService {
     /// Lowercase letters, digits, `-` and `_`; 1 to 64 characters; unique.
+    #[schema(pattern = "^[a-z0-9][a-z0-9_-]{0,63}$")]
     pub name: String,
     #[serde(default)]
     pub description: Option<String>,
@@ -198,23 +209,55 @@ impl Registry {
             outbox_wake,
             endpoint_base: settings.executor_public_url.clone(),
             connect_timeout: settings.mcp_connect_timeout,
+            policy: ConnectPolicy::from_settings(settings),
+            secret_keys: settings.secret_keys.clone(),
         }
+    }
+
+    /// Connects under the policy, lists everything, closes.
+    async fn discover(
+        &self,
+        transport: &TransportConfig,
+        name: &str,
+    ) -> Result<DiscoveredServer, RegistryError> {
+        Ok(mcp::discover(transport, self.connect_timeout, name, &self.policy).await?)
+    }
+
+    /// The transport as it is stored: secrets sealed.
+    fn seal(&self, transport: &TransportConfig) -> Result<TransportConfig, RegistryError> {
+        match &self.secret_keys {
+            Some(keys) => keys
+                .seal_transport(transport)
+                .map_err(|e| RegistryError::Core(mcpo_core::CoreError::Internal(e.to_string()))),
+            None if secret_values(transport).is_empty() => Ok(transport.clone()),
+            None => Err(RegistryError::SecretsUnavailable),
+        }
+    }
+
+    fn open_transport(&self, record: &ServiceRecord) -> Result<TransportConfig, RegistryError> {
+        Ok(record.transport(self.secret_keys.as_ref())?)
     }
 
     /// Registers a server: nothing is stored unless it initializes and lists
     /// its tools. No database connection is held while we talk to the server.
     #[tracing::instrument(skip_all, fields(service = %request.name, transport = request.transport.kind()))]
-    pub async fn register(&self, request: RegisterService) -> Result<ServiceView, RegistryError> {
+    pub async fn register(
+        &self,
+        request: RegisterService,
+        caller: &Caller,
+    ) -> Result<ServiceView, RegistryError> {
         request.validate()?;
+        authorize_transport(caller, &request.transport)?;
+        check_secret_values(&request.transport)?;
         if store::service_exists(&mut *self.pool.get().await?, &request.name).await? {
             return Err(RegistryError::NameTaken(request.name));
         }
-        let discovered =
-            mcp::discover(&request.transport, self.connect_timeout, &request.name).await?;
+        let sealed = self.seal(&request.transport)?;
+        let discovered = self.discover(&request.transport, &request.name).await?;
         let new = NewService {
             name: &request.name,
             description: request.description.as_deref(),
-            transport: &request.transport,
+            transport: &sealed,
         };
         let transport = request.transport.kind();
         let events = |record: &ServiceRecord| {
@@ -229,8 +272,24 @@ impl Registry {
                 tools_updated(record, ToolsChange::Registered),
             ]
         };
-        let record =
-            store::insert_service(&mut *self.pool.get().await?, &new, &discovered, &events).await?;
+        let audit = AuditRecord {
+            actor: &caller.actor,
+            action: "service.registered",
+            target: &request.name,
+            details: serde_json::json!({
+                "description": request.description,
+                "transport": redact_transport(&request.transport),
+                "tools": discovered.tools.len(),
+            }),
+        };
+        let record = store::insert_service(
+            &mut *self.pool.get().await?,
+            &new,
+            &discovered,
+            &events,
+            &audit,
+        )
+        .await?;
         self.outbox_wake.notify_one();
         tracing::info!(tools = record.tools.len(), "service registered");
         Ok(record.to_view(&self.endpoint_base, true)?)
@@ -238,7 +297,11 @@ impl Registry {
 
     /// Registers every entry of an `mcpServers` file; one entry's failure does
     /// not stop the others, and the report says what happened to each.
-    pub async fn import(&self, file: McpServersFile) -> Result<ImportReport, RegistryError> {
+    pub async fn import(
+        &self,
+        file: McpServersFile,
+        caller: &Caller,
+    ) -> Result<ImportReport, RegistryError> {
         if file.mcp_servers.len() > MAX_IMPORT_ENTRIES {
             return Err(RegistryError::invalid(
                 "mcpServers",
@@ -249,11 +312,14 @@ impl Registry {
             .map(|(name, entry)| async move {
                 let registered = match config_file::transport_of(&entry) {
                     Ok(transport) => {
-                        self.register(RegisterService {
-                            name: name.clone(),
-                            description: None,
-                            transport,
-                        })
+                        self.register(
+                            RegisterService {
+                                name: name.clone(),
+                                description: None,
+                                transport,
+                            },
+                            caller,
+                        )
                         .await
                     }
                     Err(problem) => Err(RegistryError::invalid(
@@ -292,15 +358,40 @@ impl Registry {
         })
     }
 
-    /// Every service as an `mcpServers` file, secrets redacted.
-    pub async fn export(&self) -> Result<McpServersFile, RegistryError> {
-        let records = queries::all_services(&mut *self.pool.get().await?).await?;
+    /// Every service as an `mcpServers` file, secrets redacted unless
+    /// `with_secrets` (admins only, and audited).
+    pub async fn export(
+        &self,
+        caller: &Caller,
+        with_secrets: bool,
+    ) -> Result<McpServersFile, RegistryError> {
+        if with_secrets {
+            caller.require(Permission::RegistryAdmin)?;
+        }
+        let mut conn = self.pool.get().await?;
+        let records = queries::all_services(&mut conn).await?;
         let mut mcp_servers = std::collections::BTreeMap::new();
         for record in &records {
+            let transport = match with_secrets {
+                true => self.open_transport(record)?,
+                false => redact_transport(&record.stored_transport()?),
+            };
             mcp_servers.insert(
                 record.service.name.clone(),
-                config_file::entry_of(&record.transport()?),
+                config_file::entry_of(&transport),
             );
+        }
+        if with_secrets {
+            crate::audit::record(
+                &mut conn,
+                &AuditRecord {
+                    actor: &caller.actor,
+                    action: "services.exported_with_secrets",
+                    target: "*",
+                    details: serde_json::json!({ "services": records.len() }),
+                },
+            )
+            .await?;
         }
         Ok(McpServersFile { mcp_servers })
     }
@@ -361,15 +452,25 @@ impl Registry {
     }
 
     /// Lists the server's tools again and stores them when they changed.
-    #[tracing::instrument(skip(self))]
-    pub async fn refresh(&self, name: &str) -> Result<RefreshOutcome, RegistryError> {
+    #[tracing::instrument(skip(self, caller))]
+    pub async fn refresh(
+        &self,
+        name: &str,
+        caller: &Caller,
+    ) -> Result<RefreshOutcome, RegistryError> {
         let current = self.find(name).await?;
-        let discovered = mcp::discover(&current.transport()?, self.connect_timeout, name).await?;
+        let discovered = self.discover(&self.open_transport(&current)?, name).await?;
         let change = ServiceChange {
             discovered: Some(&discovered),
             ..Default::default()
         };
-        let (record, changed) = self.apply(&current, &change).await?;
+        let audit = AuditRecord {
+            actor: &caller.actor,
+            action: "service.refreshed",
+            target: name,
+            details: serde_json::json!({ "tools": discovered.tools.len() }),
+        };
+        let (record, changed) = self.apply(&current, &change, &audit).await?;
         Ok(RefreshOutcome {
             changed: changed.tools,
             service: record.to_view(&self.endpoint_base, true)?,
@@ -379,15 +480,27 @@ impl Registry {
     /// Changes description, transport or the enabled flag. A new transport is
     /// discovered before anything is stored: if the server cannot be reached
     /// there, nothing changes. `if_match` is the revision the caller last saw.
-    #[tracing::instrument(skip(self, update))]
+    #[tracing::instrument(skip(self, update, caller))]
     pub async fn update(
         &self,
         name: &str,
-        update: UpdateService,
+        mut update: UpdateService,
         if_match: Option<IfMatch>,
+        caller: &Caller,
     ) -> Result<ServiceView, RegistryError> {
         update.validate()?;
         let current = self.find(name).await?;
+        let stored = self.open_transport(&current)?;
+        if let Some(transport) = &mut update.transport {
+            // A transport read back from GET carries `[redacted]` values:
+            // they mean "keep what is stored".
+            *transport = restore_redacted(transport, &stored);
+            check_secret_values(transport)?;
+            if *transport != stored {
+                authorize_transport(caller, transport)?;
+                authorize_transport(caller, &stored)?;
+            }
+        }
         let precondition_failed = || RegistryError::PreconditionFailed {
             name: name.to_owned(),
             current: current.service.revision,
@@ -399,9 +512,7 @@ impl Registry {
             return Err(precondition_failed());
         }
         let discovered = match &update.transport {
-            Some(transport) if *transport != current.transport()? => {
-                Some(mcp::discover(transport, self.connect_timeout, name).await?)
-            }
+            Some(transport) if *transport != stored => Some(self.discover(transport, name).await?),
             _ => None,
         };
         let status = update.enabled.and_then(|enabled| {
@@ -412,13 +523,29 @@ impl Registry {
                 (true, false) => None,
             }
         });
+        let sealed = update
+            .transport
+            .as_ref()
+            .filter(|t| **t != stored)
+            .map(|t| self.seal(t))
+            .transpose()?;
         let change = ServiceChange {
             description: update.description.as_ref().map(|d| d.as_deref()),
-            transport: update.transport.as_ref(),
+            transport: sealed.as_ref(),
             status,
             discovered: discovered.as_ref(),
         };
-        match self.apply(&current, &change).await {
+        let audit = AuditRecord {
+            actor: &caller.actor,
+            action: "service.updated",
+            target: name,
+            details: serde_json::json!({
+                "description": update.description,
+                "transport": sealed.as_ref().map(redact_transport),
+                "enabled": update.enabled,
+            }),
+        };
+        match self.apply(&current, &change, &audit).await {
             // With If-Match, "changed meanwhile" is the precondition failing.
             Err(RegistryError::ConcurrentChange(_)) if if_match.is_some() => {
                 Err(precondition_failed())
@@ -433,6 +560,7 @@ impl Registry {
         &self,
         current: &ServiceRecord,
         change: &ServiceChange<'_>,
+        audit: &AuditRecord<'_>,
     ) -> Result<(ServiceRecord, Changed), RegistryError> {
         let events = |record: &ServiceRecord, changed: Changed| {
             let mut events = Vec::new();
@@ -449,8 +577,14 @@ impl Registry {
             }
             events
         };
-        let (record, changed) =
-            store::update_service(&mut *self.pool.get().await?, current, change, &events).await?;
+        let (record, changed) = store::update_service(
+            &mut *self.pool.get().await?,
+            current,
+            change,
+            &events,
+            audit,
+        )
+        .await?;
         if changed.service || changed.tools {
             self.outbox_wake.notify_one();
             tracing::info!(
@@ -462,8 +596,8 @@ impl Registry {
         Ok((record, changed))
     }
 
-    #[tracing::instrument(skip(self))]
-    pub async fn delete(&self, name: &str) -> Result<(), RegistryError> {
+    #[tracing::instrument(skip(self, caller))]
+    pub async fn delete(&self, name: &str, caller: &Caller) -> Result<(), RegistryError> {
         if validate_service_name(name).is_err() {
             return Err(RegistryError::ServiceNotFound(name.to_owned()));
         }
@@ -476,9 +610,45 @@ impl Registry {
                 tools: Vec::new(),
             }))]
         };
-        store::delete_service(&mut *self.pool.get().await?, name, &events).await?;
+        let audit = AuditRecord {
+            actor: &caller.actor,
+            action: "service.deleted",
+            target: name,
+            details: serde_json::json!({}),
+        };
+        store::delete_service(&mut *self.pool.get().await?, name, &events, &audit).await?;
         self.outbox_wake.notify_one();
         Ok(())
+    }
+
+    /// A page of the audit trail, newest first, and the `before` of the next.
+    pub async fn audit(
+        &self,
+        target: Option<String>,
+        before: Option<i64>,
+        limit: Option<i64>,
+    ) -> Result<(Vec<crate::audit::AuditEntry>, Option<i64>), RegistryError> {
+        let limit = limit.unwrap_or(DEFAULT_PAGE);
+        if !(1..=MAX_PAGE).contains(&limit) {
+            return Err(RegistryError::invalid(
+                "limit",
+                format!("must be between 1 and {MAX_PAGE}"),
+            ));
+        }
+        if let Some(problem) = target.as_deref().and_then(|t| text_problem(t, 128)) {
+            return Err(RegistryError::invalid("target", problem));
+        }
+        let entries = crate::audit::list(
+            &mut *self.pool.get().await?,
+            target.as_deref(),
+            before,
+            limit + 1,
+        )
+        .await?;
+        let more = entries.len() as i64 > limit;
+        let entries: Vec<_> = entries.into_iter().take(limit as usize).collect();
+        let next = more.then(|| entries.last().map(|e| e.id)).flatten();
+        Ok((entries, next))
     }
 
     async fn find(&self, name: &str) -> Result<ServiceRecord, RegistryError> {
@@ -491,6 +661,35 @@ impl Registry {
             .await?
             .ok_or_else(|| RegistryError::ServiceNotFound(name.to_owned()))
     }
+}
+
+/// Values a caller cannot mean: the placeholder GET answers show (when there
+/// is no stored value to keep), or something shaped like our ciphertext
+/// (which would let a caller copy another service's sealed secret).
+fn check_secret_values(transport: &TransportConfig) -> Result<(), RegistryError> {
+    let (field, values) = match transport {
+        TransportConfig::Stdio { env, .. } => ("transport.env", env),
+        TransportConfig::StreamableHttp { headers, .. } => ("transport.headers", headers),
+    };
+    match values
+        .iter()
+        .find(|(_, v)| *v == REDACTED || SecretKeyring::is_sealed(v))
+    {
+        Some((key, _)) => Err(RegistryError::invalid(
+            format!("{field}.{key}"),
+            format!("must be the real value, not `{REDACTED}` or a sealed value"),
+        )),
+        None => Ok(()),
+    }
+}
+
+/// stdio servers run a command on our hosts: registering or changing one
+/// takes `registry:admin`.
+fn authorize_transport(caller: &Caller, transport: &TransportConfig) -> Result<(), RegistryError> {
+    if matches!(transport, TransportConfig::Stdio { .. }) {
+        caller.require(Permission::RegistryAdmin)?;
+    }
+    Ok(())
 }
 
 fn tools_updated(record: &ServiceRecord, change: ToolsChange) -> EventEnvelope {

@@ -16,6 +16,7 @@ use mcpo_core::outbox;
 use serde_json::Value;
 use uuid::Uuid;
 
+use crate::audit::{self, AuditRecord};
 use crate::error::RegistryError;
 
 const SCHEMA_TYPE: &str = "json_schema";
@@ -48,6 +49,7 @@ pub async fn insert_service(
     new: &NewService<'_>,
     discovered: &DiscoveredServer,
     events: EventsFor<'_>,
+    audit: &AuditRecord<'_>,
 ) -> Result<ServiceRecord, RegistryError> {
     let transport = serde_json::to_value(new.transport)
         .map_err(|e| mcpo_core::CoreError::Internal(e.to_string()))?;
@@ -78,6 +80,7 @@ pub async fn insert_service(
         insert_tools(conn, id, new.name, &discovered.tools).await?;
         let record = load(conn, new.name).await?;
         outbox::enqueue(conn, &events(&record)).await?;
+        audit::record(conn, audit).await?;
         Ok(record)
     })
     .await
@@ -123,8 +126,9 @@ pub async fn update_service(
     current: &ServiceRecord,
     change: &ServiceChange<'_>,
     events: &(dyn Fn(&ServiceRecord, Changed) -> Vec<EventEnvelope> + Sync),
+    audit: &AuditRecord<'_>,
 ) -> Result<(ServiceRecord, Changed), RegistryError> {
-    let stored_transport = current.transport()?;
+    let stored_transport = current.stored_transport()?;
     let changed = Changed {
         service: change
             .description
@@ -183,6 +187,12 @@ pub async fn update_service(
         }
         let record = load(conn, &name).await?;
         outbox::enqueue(conn, &events(&record, changed)).await?;
+        let mut details = audit.details.clone();
+        if let Value::Object(fields) = &mut details {
+            fields.insert("revision".into(), record.service.revision.into());
+            fields.insert("tools_changed".into(), changed.tools.into());
+        }
+        audit::record(conn, &AuditRecord { details, ..*audit }).await?;
         Ok((record, changed))
     })
     .await
@@ -194,6 +204,7 @@ pub async fn delete_service(
     conn: &mut AsyncPgConnection,
     name: &str,
     events: &(dyn Fn(&ServiceRow) -> Vec<EventEnvelope> + Sync),
+    audit: &AuditRecord<'_>,
 ) -> Result<ServiceRow, RegistryError> {
     conn.transaction(async |conn| {
         let deleted = diesel::delete(mcp_services::table.filter(mcp_services::name.eq(name)))
@@ -203,6 +214,7 @@ pub async fn delete_service(
             .optional()?
             .ok_or_else(|| RegistryError::ServiceNotFound(name.to_owned()))?;
         outbox::enqueue(conn, &events(&deleted)).await?;
+        audit::record(conn, audit).await?;
         Ok(deleted)
     })
     .await

@@ -4,18 +4,25 @@
 use std::time::Duration;
 
 use actix_web::dev::ServerHandle;
+use mcpo_core::auth::{AuthSettings, OidcSettings};
 use mcpo_core::config::Settings;
+use mcpo_core::egress::{EgressPolicy, StdioPolicy};
+use mcpo_core::secrets::SecretKeyring;
 use mcpo_core::server::Dependencies;
 use serde_json::Value;
 
 use crate::database::TestDatabase;
 use crate::eventually::eventually;
+use crate::oidc::TestIssuer;
 
 pub struct TestApp {
     pub registry_url: String,
     pub executor_url: String,
     pub publisher_url: String,
+    /// Sends an admin token (every permission) with each request.
     pub http: reqwest::Client,
+    /// Signs the tokens the services accept.
+    pub issuer: TestIssuer,
     pub settings: Settings,
     pub deps: Dependencies,
     handles: Vec<ServerHandle>,
@@ -42,7 +49,41 @@ pub fn isolated_settings(database: &TestDatabase) -> Settings {
     settings.http_workers = 1;
     settings.mcp_connect_timeout = Duration::from_secs(20);
     settings.tool_call_timeout = Duration::from_secs(20);
+    // Tests run the fixture and server-everything, and reach HTTP fixtures on
+    // loopback; the security tests narrow both.
+    settings.stdio = StdioPolicy::parse("*").unwrap();
+    settings.egress = EgressPolicy::parse("127.0.0.0/8").unwrap();
+    settings.secret_keys =
+        Some(SecretKeyring::parse(&format!("test:{}", SecretKeyring::generate_key())).unwrap());
     settings
+}
+
+/// The audience of every test token.
+pub const AUDIENCE: &str = "mcpo-test";
+
+/// Every permission MCPO knows.
+pub const ALL_PERMISSIONS: &[&str] = &[
+    "registry:read",
+    "registry:write",
+    "registry:admin",
+    "tools:invoke",
+    "openapi:read",
+];
+
+/// Auth settings trusting `issuer`'s tokens for [`AUDIENCE`].
+pub fn oidc_settings(issuer: &TestIssuer) -> AuthSettings {
+    AuthSettings::Enforced {
+        oidc: Some(OidcSettings {
+            issuer: issuer.issuer(),
+            audience: AUDIENCE.into(),
+            permissions_claim: "permissions".into(),
+            leeway: Duration::from_secs(5),
+            jwks_ttl: Duration::from_secs(3600),
+            // Rotation tests need the refetch at once; the rate-limit test sets its own.
+            min_refresh: Duration::ZERO,
+        }),
+        api_key_cache: Duration::from_secs(10),
+    }
 }
 
 impl TestApp {
@@ -54,7 +95,9 @@ impl TestApp {
     pub async fn spawn_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
         mcpo_core::telemetry::init(mcpo_core::config::LogFormat::Json);
         let database = TestDatabase::create().await;
+        let issuer = TestIssuer::start().await;
         let mut settings = isolated_settings(&database);
+        settings.auth = oidc_settings(&issuer);
         adjust(&mut settings);
         let deps = Dependencies::connect(&settings, "mcpo-test")
             .await
@@ -74,7 +117,10 @@ impl TestApp {
             registry_url: format!("http://{}", registry.addr()),
             executor_url: format!("http://{}", executor.addr()),
             publisher_url: format!("http://{}", publisher.addr()),
-            http: reqwest::Client::new(),
+            http: authorized_client(
+                &issuer.token(long_lived(issuer.claims(AUDIENCE, ALL_PERMISSIONS))),
+            ),
+            issuer,
             handles: vec![registry.handle(), executor.handle(), publisher.handle()],
             settings,
             deps,
@@ -84,6 +130,17 @@ impl TestApp {
             tokio::spawn(server.run_until_stopped());
         }
         app
+    }
+
+    /// A token for [`AUDIENCE`] with these permissions.
+    pub fn token(&self, permissions: &[&str]) -> String {
+        self.issuer
+            .token(long_lived(self.issuer.claims(AUDIENCE, permissions)))
+    }
+
+    /// A client sending a token with these permissions.
+    pub fn client_with(&self, permissions: &[&str]) -> reqwest::Client {
+        authorized_client(&self.token(permissions))
     }
 
     /// The app's stream and prefix on the NATS server itself, whatever URL
@@ -170,6 +227,25 @@ impl TestApp {
         })
         .await
     }
+}
+
+/// Tests may run long on a loaded machine: an hour instead of 15 minutes.
+fn long_lived(mut claims: Value) -> Value {
+    claims["exp"] = (claims["iat"].as_u64().unwrap() + 3600).into();
+    claims
+}
+
+/// A client that sends `Authorization: Bearer {credential}` with every request.
+pub fn authorized_client(credential: &str) -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(
+        reqwest::header::AUTHORIZATION,
+        format!("Bearer {credential}").parse().unwrap(),
+    );
+    reqwest::Client::builder()
+        .default_headers(headers)
+        .build()
+        .unwrap()
 }
 
 impl Drop for TestApp {

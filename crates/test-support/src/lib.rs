@@ -5,6 +5,7 @@ pub mod database;
 pub mod eventually;
 pub mod fixtures;
 pub mod gate;
+pub mod oidc;
 pub mod openapi;
 
 pub use app::TestApp;

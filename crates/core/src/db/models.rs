@@ -6,7 +6,7 @@ use diesel::prelude::*;
 use serde_json::Value;
 use uuid::Uuid;
 
-use super::schema::{mcp_services, tool_schemas, tools};
+use super::schema::{api_keys, audit_log, mcp_services, tool_schemas, tools};
 
 #[derive(Debug, Clone, Queryable, Selectable, Identifiable)]
 #[diesel(table_name = mcp_services, check_for_backend(diesel::pg::Pg))]
@@ -87,4 +87,44 @@ pub struct NewToolRow<'a> {
     pub endpoint: &'a str,
     pub annotations: Option<&'a Value>,
     pub schema_id: Uuid,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Identifiable, Insertable)]
+#[diesel(table_name = api_keys, check_for_backend(diesel::pg::Pg))]
+pub struct ApiKeyRow {
+    pub id: Uuid,
+    pub name: String,
+    pub prefix: String,
+    pub key_hash: String,
+    pub permissions: Vec<String>,
+    pub created_by: String,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Identifiable)]
+#[diesel(table_name = audit_log, check_for_backend(diesel::pg::Pg))]
+pub struct AuditRow {
+    pub id: i64,
+    pub occurred_at: DateTime<Utc>,
+    pub actor: String,
+    pub actor_kind: String,
+    pub action: String,
+    pub target: Option<String>,
+    pub request_id: Option<String>,
+    pub client_addr: Option<String>,
+    pub details: Value,
+}
+
+#[derive(Debug, Insertable)]
+#[diesel(table_name = audit_log)]
+pub struct NewAuditRow<'a> {
+    pub actor: &'a str,
+    pub actor_kind: &'a str,
+    pub action: &'a str,
+    pub target: Option<&'a str>,
+    pub request_id: Option<&'a str>,
+    pub client_addr: Option<&'a str>,
+    pub details: &'a Value,
 }

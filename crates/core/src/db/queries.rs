@@ -10,6 +10,7 @@ use super::models::{ServiceRow, ToolRow, ToolSchemaRow};
 use super::schema::{mcp_services, tool_schemas, tools};
 use crate::domain::{ServiceStatus, ServiceView, ToolView, TransportConfig};
 use crate::error::CoreError;
+use crate::secrets::{secret_values, SecretKeyring};
 
 /// A service with its tools, each with its schemas, as stored.
 #[derive(Debug, Clone)]
@@ -25,13 +26,35 @@ pub struct ToolRecord {
 }
 
 impl ServiceRecord {
-    pub fn transport(&self) -> Result<TransportConfig, CoreError> {
+    /// The transport as stored: env and header values sealed. Open it with
+    /// the keyring to connect; redact it to show it.
+    pub fn stored_transport(&self) -> Result<TransportConfig, CoreError> {
         serde_json::from_value(self.service.transport.clone()).map_err(|e| {
             CoreError::Internal(format!(
                 "stored transport of service {} is unreadable: {e}",
                 self.service.name
             ))
         })
+    }
+
+    /// The transport with its secrets opened, ready to connect with.
+    pub fn transport(&self, keys: Option<&SecretKeyring>) -> Result<TransportConfig, CoreError> {
+        let stored = self.stored_transport()?;
+        match keys {
+            Some(keys) => keys
+                .open_transport(&stored)
+                .map_err(|e| CoreError::Internal(format!("service {}: {e}", self.service.name))),
+            None if secret_values(&stored)
+                .iter()
+                .any(|v| SecretKeyring::is_sealed(v)) =>
+            {
+                Err(CoreError::Config(format!(
+                    "service {} has sealed secrets but MCPO_SECRET_KEYS is not set",
+                    self.service.name
+                )))
+            }
+            None => Ok(stored),
+        }
     }
 
     /// The API view; `endpoint_base` is the executor's public URL.
@@ -42,7 +65,7 @@ impl ServiceRecord {
             name: service.name.clone(),
             description: service.description.clone(),
             status: ServiceStatus::parse(&service.status).unwrap_or(ServiceStatus::Degraded),
-            transport: self.transport()?,
+            transport: crate::secrets::redact_transport(&self.stored_transport()?),
             server_info: service.server_info.clone(),
             protocol_version: service.protocol_version.clone(),
             revision: service.revision,

@@ -53,7 +53,9 @@ diesel::allow_tables_to_appear_in_same_query!(
     tool_schemas,
     tools,
     event_outbox,
-    openapi_documents
+    openapi_documents,
+    api_keys,
+    audit_log
 );
 
 diesel::table! {
@@ -74,5 +76,33 @@ diesel::table! {
         content_hash -> Text,
         document -> Jsonb,
         created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    api_keys (id) {
+        id -> Uuid,
+        name -> Text,
+        prefix -> Text,
+        key_hash -> Text,
+        permissions -> Array<Text>,
+        created_by -> Text,
+        created_at -> Timestamptz,
+        expires_at -> Nullable<Timestamptz>,
+        revoked_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    audit_log (id) {
+        id -> Int8,
+        occurred_at -> Timestamptz,
+        actor -> Text,
+        actor_kind -> Text,
+        action -> Text,
+        target -> Nullable<Text>,
+        request_id -> Nullable<Text>,
+        client_addr -> Nullable<Text>,
+        details -> Jsonb,
     }
 }

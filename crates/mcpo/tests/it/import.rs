@@ -96,11 +96,13 @@ async fn mcpo_import_registers_a_file_from_the_command_line() {
     std::fs::write(&file, servers.to_string()).unwrap();
     let registry = app.registry_url.clone();
     let path = file.clone();
+    let token = app.token(&["registry:admin"]);
     let output = tokio::task::spawn_blocking(move || {
         std::process::Command::new(MCPO)
             .args(["import"])
             .arg(&path)
             .args(["--registry", &registry])
+            .env("MCPO_TOKEN", token)
             .output()
             .unwrap()
     })
@@ -116,11 +118,13 @@ async fn mcpo_import_registers_a_file_from_the_command_line() {
 
     // Importing it again fails for that entry, and the command says so in its exit code.
     let registry = app.registry_url.clone();
+    let token = app.token(&["registry:admin"]);
     let again = tokio::task::spawn_blocking(move || {
         std::process::Command::new(MCPO)
             .args(["import"])
             .arg(&file)
             .args(["--registry", &registry])
+            .env("MCPO_TOKEN", token)
             .output()
             .unwrap()
     })

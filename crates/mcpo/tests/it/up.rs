@@ -6,12 +6,13 @@ use std::process::{Command, Stdio};
 use mcpo_test_support::database::TestDatabase;
 use serde_json::{json, Value};
 
-struct Running(std::process::Child);
+struct Running(std::process::Child, std::path::PathBuf);
 
 impl Drop for Running {
     fn drop(&mut self) {
         let _ = self.0.kill();
         let _ = self.0.wait();
+        let _ = std::fs::remove_dir_all(&self.1);
     }
 }
 
@@ -20,8 +21,14 @@ type Lines = std::io::Lines<BufReader<std::process::ChildStdout>>;
 /// Starts `mcpo up --demo` on free ports against `database` and a NATS
 /// prefix of its own; returns it with its output and its three base URLs.
 fn spawn_up(database: &TestDatabase, id: &str) -> (Running, Lines, String, String, String) {
+    // Where `mcpo up` keeps its local secrets key.
+    let data_home = std::env::temp_dir().join(format!("mcpo-up-{id}"));
     let mut child = Command::new(crate::MCPO)
         .args(["up", "--demo"])
+        // As the README runs it.
+        .env("MCPO_AUTH", "disabled")
+        .env("XDG_DATA_HOME", &data_home)
+        .env_remove("MCPO_SECRET_KEYS")
         .env(
             "DATABASE_URL",
             secrecy::ExposeSecret::expose_secret(&database.url),
@@ -38,7 +45,7 @@ fn spawn_up(database: &TestDatabase, id: &str) -> (Running, Lines, String, Strin
         .spawn()
         .unwrap();
     let stdout = child.stdout.take().unwrap();
-    let running = Running(child);
+    let running = Running(child, data_home);
     // The banner names the three URLs; JSON log lines go to stdout too.
     let mut lines = BufReader::new(stdout).lines();
     let mut urls = std::collections::HashMap::new();
@@ -48,7 +55,12 @@ fn spawn_up(database: &TestDatabase, id: &str) -> (Running, Lines, String, Strin
         if let [name @ ("registry" | "executor" | "publisher"), url] = words.as_slice() {
             urls.insert(name.to_string(), url.to_string());
         }
-        if urls.len() == 3 {
+        if let ["auth", mode, ..] = words.as_slice() {
+            // Loud in the banner, not only in the log.
+            assert!(mode.starts_with("DISABLED"), "{line}");
+            urls.insert("auth".into(), line.clone());
+        }
+        if urls.len() == 4 {
             break;
         }
     }
