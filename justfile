@@ -2,7 +2,7 @@
 
 # Run all services in one process (migrations applied), with the demo fixture registered.
 up:
-    cargo run --release -p mcpo -- up --demo
+    MCPO_AUTH=disabled cargo run --release -p mcpo -- up --demo
 
 # The whole test suite, exactly as CI runs it.
 test:

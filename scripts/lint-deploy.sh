@@ -175,4 +175,10 @@ PY
 say "workflow schema $WORKFLOW"
 "$VENV/bin/check-jsonschema" --builtin-schema vendor.github-workflows "$WORKFLOW"
 
+say "containers never run with authentication disabled"
+if grep -rnE 'MCPO_AUTH[^_A-Z]*[:=][[:space:]]*"?disabled' deploy/; then
+  say "deploy/ must not set MCPO_AUTH=disabled (it is for local use only)"
+  exit 1
+fi
+
 say "ok"

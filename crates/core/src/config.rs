@@ -263,7 +263,9 @@ fn auth_settings(raw: &RawSettings) -> Result<AuthSettings, CoreError> {
             )))
         }
     }
-    let oidc = match (&raw.mcpo_auth_issuer, &raw.mcpo_auth_audience) {
+    // Compose files pass unset variables as empty strings.
+    let present = |v: &Option<String>| v.clone().filter(|v| !v.trim().is_empty());
+    let oidc = match (present(&raw.mcpo_auth_issuer), present(&raw.mcpo_auth_audience)) {
         (None, _) => None,
         (Some(_), None) => {
             return Err(CoreError::Config(
@@ -271,7 +273,7 @@ fn auth_settings(raw: &RawSettings) -> Result<AuthSettings, CoreError> {
             ))
         }
         (Some(issuer), Some(audience)) => {
-            let parsed = url::Url::parse(issuer)
+            let parsed = url::Url::parse(&issuer)
                 .map_err(|e| CoreError::Config(format!("MCPO_AUTH_ISSUER is not a URL: {e}")))?;
             if !matches!(parsed.scheme(), "https" | "http") {
                 return Err(CoreError::Config(
@@ -279,8 +281,8 @@ fn auth_settings(raw: &RawSettings) -> Result<AuthSettings, CoreError> {
                 ));
             }
             Some(OidcSettings {
-                issuer: issuer.clone(),
-                audience: audience.clone(),
+                issuer,
+                audience,
                 permissions_claim: raw.mcpo_auth_permissions_claim.clone(),
                 leeway: Duration::from_secs(raw.mcpo_auth_leeway_secs),
                 jwks_ttl: Duration::from_secs(raw.mcpo_auth_jwks_ttl_secs.max(1)),

@@ -3,6 +3,7 @@
 
 use clap::{Parser, Subcommand};
 
+mod admin;
 mod import;
 mod up;
 
@@ -43,11 +44,46 @@ enum Command {
         #[arg(long, env = "MCPO_TOKEN", hide_env_values = true)]
         token: Option<String>,
     },
+    /// Manage API keys directly in the database (bootstrap; the registry API does the same).
+    ApiKey {
+        #[command(subcommand)]
+        command: ApiKeyCommand,
+    },
+    /// Manage the keys that seal transport secrets.
+    Secrets {
+        #[command(subcommand)]
+        command: SecretsCommand,
+    },
     /// Serve the fixture MCP server (tests, benchmarks and the demo use it).
     Fixture {
         #[command(subcommand)]
         command: mcpo_fixture::FixtureCommand,
     },
+}
+
+#[derive(Debug, Subcommand)]
+enum ApiKeyCommand {
+    /// Create a key and print it (once) on stdout.
+    Create {
+        #[arg(long)]
+        name: String,
+        /// A permission the key carries; repeat for several.
+        #[arg(long = "permission", required = true)]
+        permissions: Vec<String>,
+        #[arg(long)]
+        expires_in_days: Option<u32>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum SecretsCommand {
+    /// Print a new key entry (`id:base64`) to put first in MCPO_SECRET_KEYS.
+    NewKey {
+        #[arg(long, default_value = "k1")]
+        id: String,
+    },
+    /// Seal every stored secret with the first key of MCPO_SECRET_KEYS.
+    Reseal,
 }
 
 fn main() -> std::process::ExitCode {
@@ -65,6 +101,20 @@ fn main() -> std::process::ExitCode {
     let result = match cli.command {
         Command::Fixture { command } => runtime.block_on(mcpo_fixture::run(command)),
         Command::Migrate => runtime.block_on(migrate()),
+        Command::ApiKey {
+            command:
+                ApiKeyCommand::Create {
+                    name,
+                    permissions,
+                    expires_in_days,
+                },
+        } => runtime.block_on(admin::create_api_key(name, permissions, expires_in_days)),
+        Command::Secrets {
+            command: SecretsCommand::NewKey { id },
+        } => admin::new_key(&id),
+        Command::Secrets {
+            command: SecretsCommand::Reseal,
+        } => runtime.block_on(admin::reseal()),
         Command::Import {
             file,
             registry,

@@ -621,6 +621,44 @@ impl Registry {
         Ok(())
     }
 
+    /// Seals every stored secret with the active key (after a key was added
+    /// in front of `MCPO_SECRET_KEYS`); returns how many services changed.
+    /// Services changed meanwhile are read again, so none is left behind.
+    pub async fn reseal_secrets(&self, caller: &Caller) -> Result<usize, RegistryError> {
+        let keys = self
+            .secret_keys
+            .as_ref()
+            .ok_or(RegistryError::SecretsUnavailable)?;
+        let mut resealed = 0;
+        let records = queries::all_services(&mut *self.pool.get().await?).await?;
+        for record in records {
+            let mut current = record;
+            loop {
+                let stored = current.stored_transport()?;
+                if !keys.needs_reseal(&stored) {
+                    break;
+                }
+                let sealed = self.seal(&stored)?;
+                let audit = AuditRecord {
+                    actor: &caller.actor,
+                    action: "service.secrets_resealed",
+                    target: &current.service.name,
+                    details: serde_json::json!({ "key": keys.active_id() }),
+                };
+                let mut conn = self.pool.get().await?;
+                if store::replace_sealed_transport(&mut conn, &current, &sealed, &audit).await? {
+                    resealed += 1;
+                    break;
+                }
+                match queries::find_service(&mut conn, &current.service.name).await? {
+                    Some(fresh) => current = fresh,
+                    None => break,
+                }
+            }
+        }
+        Ok(resealed)
+    }
+
     /// A page of the audit trail, newest first, and the `before` of the next.
     pub async fn audit(
         &self,

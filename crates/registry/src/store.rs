@@ -296,3 +296,29 @@ fn same_tools(current: &ServiceRecord, discovered: &[DiscoveredTool]) -> bool {
                 == schema_pair_hash(SCHEMA_TYPE, &f.input_schema, f.output_schema.as_ref())
     })
 }
+
+/// Stores the same transport sealed anew (key rotation). The revision is
+/// kept: what the service does has not changed. `false` when the service
+/// changed meanwhile (the caller reads it again).
+pub async fn replace_sealed_transport(
+    conn: &mut AsyncPgConnection,
+    current: &ServiceRecord,
+    sealed: &TransportConfig,
+    audit: &AuditRecord<'_>,
+) -> Result<bool, RegistryError> {
+    let transport = serde_json::to_value(sealed)
+        .map_err(|e| mcpo_core::CoreError::Internal(e.to_string()))?;
+    let (id, revision) = (current.service.id, current.service.revision);
+    conn.transaction(async |conn| {
+        let updated = diesel::update(mcp_services::table)
+            .filter(mcp_services::id.eq(id).and(mcp_services::revision.eq(revision)))
+            .set(mcp_services::transport.eq(&transport))
+            .execute(conn)
+            .await?;
+        if updated == 1 {
+            audit::record(conn, audit).await?;
+        }
+        Ok(updated == 1)
+    })
+    .await
+}

@@ -10,6 +10,7 @@ mod listing;
 mod outbox;
 mod publisher;
 mod registry;
+mod rotation;
 mod status;
 mod up;
 mod update;
