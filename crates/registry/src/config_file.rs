@@ -7,9 +7,6 @@ use mcpo_core::domain::TransportConfig;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-/// What export writes where a secret was.
-pub const REDACTED: &str = "<redacted>";
-
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct McpServersFile {
     #[serde(rename = "mcpServers")]
@@ -57,13 +54,9 @@ pub fn transport_of(entry: &Value) -> Result<TransportConfig, String> {
     Err("needs a `command` (stdio) or a `url` (streamable HTTP)".into())
 }
 
-/// Writes one entry with every env and header value redacted.
+/// Writes one entry with the transport's values as given: callers pass it
+/// redacted, or opened for an admin's export with secrets.
 pub fn entry_of(transport: &TransportConfig) -> Value {
-    let redact = |map: &BTreeMap<String, String>| -> BTreeMap<String, String> {
-        map.keys()
-            .map(|k| (k.clone(), REDACTED.to_owned()))
-            .collect()
-    };
     let mut entry = serde_json::Map::new();
     match transport {
         TransportConfig::Stdio { command, args, env } => {
@@ -72,14 +65,14 @@ pub fn entry_of(transport: &TransportConfig) -> Value {
                 entry.insert("args".into(), serde_json::json!(args));
             }
             if !env.is_empty() {
-                entry.insert("env".into(), serde_json::json!(redact(env)));
+                entry.insert("env".into(), serde_json::json!(env));
             }
         }
         TransportConfig::StreamableHttp { url, headers } => {
             entry.insert("type".into(), "streamable-http".into());
             entry.insert("url".into(), url.clone().into());
             if !headers.is_empty() {
-                entry.insert("headers".into(), serde_json::json!(redact(headers)));
+                entry.insert("headers".into(), serde_json::json!(headers));
             }
         }
     }
@@ -89,6 +82,7 @@ pub fn entry_of(transport: &TransportConfig) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use mcpo_core::secrets::{redact_transport, REDACTED};
     use serde_json::json;
 
     #[test]
@@ -119,14 +113,14 @@ mod tests {
         let stdio =
             transport_of(&json!({ "command": "srv", "env": { "TOKEN": "s3cret" } })).unwrap();
         assert_eq!(
-            entry_of(&stdio),
+            entry_of(&redact_transport(&stdio)),
             json!({ "command": "srv", "env": { "TOKEN": REDACTED } })
         );
         let http = transport_of(
             &json!({ "url": "https://h/mcp", "headers": { "authorization": "Bearer s3cret" } }),
         )
         .unwrap();
-        let written = entry_of(&http);
+        let written = entry_of(&redact_transport(&http));
         assert_eq!(written["headers"]["authorization"], REDACTED);
         assert!(!written.to_string().contains("s3cret"));
         assert_eq!(transport_of(&written).unwrap().kind(), "streamable_http");

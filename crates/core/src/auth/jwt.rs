@@ -86,7 +86,12 @@ impl JwtVerifier {
 
     pub async fn verify(&self, token: &str) -> Result<Principal, AuthError> {
         let header = decode_header(token).map_err(|e| {
-            AuthError::InvalidToken(format!("the token is not a usable JWT: {}", describe(&e)))
+            AuthError::InvalidToken(match declared_alg(token) {
+                Some(alg) => {
+                    format!("tokens signed with `{alg}` are not accepted; use RS256 or ES256")
+                }
+                None => format!("the token is not a usable JWT: {}", describe(&e)),
+            })
         })?;
         if !ACCEPTED.contains(&header.alg) {
             return Err(AuthError::InvalidToken(format!(
@@ -162,10 +167,11 @@ impl JwtVerifier {
         }
         let _fetching = self.fetching.lock().await;
         if self.needs_fetch(&*self.keys.read().await, kid) {
-            self.keys.write().await.attempted_at = Some(Instant::now());
+            // Callers arriving meanwhile wait on `fetching`, then see the result.
             match self.fetch().await {
                 Ok(fetched) => *self.keys.write().await = fetched,
                 Err(reason) => {
+                    self.keys.write().await.attempted_at = Some(Instant::now());
                     let keys = self.keys.read().await;
                     tracing::warn!(issuer = %self.settings.issuer, %reason, "cannot fetch the issuer's keys");
                     // Stale keys still verify tokens signed with them.
@@ -242,6 +248,23 @@ impl JwtVerifier {
         }
         response.json().await.map_err(|e| format!("GET {url}: {e}"))
     }
+}
+
+/// The `alg` a header declares, read without the JWT library (which cannot
+/// represent `none`), for the error message only.
+fn declared_alg(token: &str) -> Option<String> {
+    use base64::Engine;
+    let header = token.split('.').next()?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(header.trim_end_matches('='))
+        .ok()?;
+    let alg = serde_json::from_slice::<Value>(&bytes)
+        .ok()?
+        .get("alg")?
+        .as_str()?
+        .to_owned();
+    // Only short, plain names are echoed.
+    (alg.len() <= 16 && alg.chars().all(|c| c.is_ascii_alphanumeric())).then_some(alg)
 }
 
 /// A signing key we accept, with the algorithms it may be used with. Keys for

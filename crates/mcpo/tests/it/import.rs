@@ -72,9 +72,9 @@ async fn import_registers_each_entry_and_reports_each_failure() {
     let servers = exported["mcpServers"].as_object().unwrap();
     assert_eq!(servers.keys().collect::<Vec<_>>(), ["local", "remote"]);
     assert_eq!(servers["local"]["command"], MCPO);
-    assert_eq!(servers["local"]["env"]["TOKEN"], "<redacted>");
+    assert_eq!(servers["local"]["env"]["TOKEN"], "[redacted]");
     assert_eq!(servers["remote"]["url"], fixture.url.as_str());
-    assert_eq!(servers["remote"]["headers"]["authorization"], "<redacted>");
+    assert_eq!(servers["remote"]["headers"]["authorization"], "[redacted]");
 
     // Not an mcpServers file at all.
     let wrong = app

@@ -1,6 +1,7 @@
 //! End-to-end tests of MCPO: the three services in-process against real
 //! Postgres, NATS and MCP servers (the fixture and server-everything).
 
+mod auth;
 mod events;
 mod executor;
 mod failures;
@@ -11,6 +12,7 @@ mod outbox;
 mod publisher;
 mod registry;
 mod rotation;
+mod security;
 mod status;
 mod up;
 mod update;

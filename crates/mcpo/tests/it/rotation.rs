@@ -79,7 +79,7 @@ async fn reseal_moves_every_secret_to_the_new_key_and_the_old_key_can_go() {
     let after = stored_env(&app, "sealed").await;
     assert_eq!(SecretKeyring::sealed_key_id(&after), Some("new"));
     let only_new = SecretKeyring::parse(&new).unwrap();
-    let record = queries::find_service(&mut *app.deps.pool.get().await.unwrap(), "sealed")
+    let record = queries::find_service(&mut app.deps.pool.get().await.unwrap(), "sealed")
         .await
         .unwrap()
         .unwrap();
