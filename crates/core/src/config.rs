@@ -27,6 +27,10 @@
 //! | `MCPO_STDIO_ALLOWED_COMMANDS` | stdio commands that may be registered, `;`-separated, each `command [leading args…]`; `*` allows any (dev only) | none |
 //! | `MCPO_EGRESS_ALLOW` | non-public destinations URL services may use: CIDRs, IPs or host names, comma-separated | none |
 //! | `MCPO_SECRET_KEYS` | AES-256 keys sealing transport secrets, `id:base64,…`, first one seals (secret: never logged) | none: secrets cannot be stored |
+//! | `MCPO_MAX_CALLS` | tool calls running at once in one executor; more answer 503 `overloaded` | `1024` |
+//! | `MCPO_SERVICE_MAX_CALLS` | tool calls running at once against one service | `64` |
+//! | `MCPO_SERVICE_MAX_QUEUED` | calls waiting for a busy service; more answer 503 `overloaded` | `256` |
+//! | `MCPO_CALLER_MAX_CALLS` | calls in flight per caller (token subject or API key; client address in dev mode); more answer 429 | `256` |
 //! | `MCPO_API_KEY_CACHE_SECS` | how long a checked API key is trusted (revocation delay elsewhere) | `10` |
 
 use std::net::SocketAddr;
@@ -63,6 +67,20 @@ pub struct Settings {
     pub stdio: StdioPolicy,
     /// `None`: transports with env or header values cannot be stored.
     pub secret_keys: Option<SecretKeyring>,
+    pub call_limits: CallLimits,
+}
+
+/// The executor's bounds on tool calls (see `crates/executor/src/admission.rs`).
+#[derive(Debug, Clone, Copy)]
+pub struct CallLimits {
+    /// Calls running at once in one executor.
+    pub overall: usize,
+    /// Calls running at once against one service.
+    pub per_service: usize,
+    /// Calls waiting for one service's capacity.
+    pub per_service_queue: usize,
+    /// Calls running or waiting at once for one caller.
+    pub per_caller: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -115,6 +133,10 @@ struct RawSettings {
     mcpo_stdio_allowed_commands: String,
     mcpo_egress_allow: String,
     mcpo_secret_keys: Option<String>,
+    mcpo_max_calls: usize,
+    mcpo_service_max_calls: usize,
+    mcpo_service_max_queued: usize,
+    mcpo_caller_max_calls: usize,
 }
 
 impl Default for RawSettings {
@@ -145,6 +167,10 @@ impl Default for RawSettings {
             mcpo_stdio_allowed_commands: String::new(),
             mcpo_egress_allow: String::new(),
             mcpo_secret_keys: None,
+            mcpo_max_calls: 1024,
+            mcpo_service_max_calls: 64,
+            mcpo_service_max_queued: 256,
+            mcpo_caller_max_calls: 256,
         }
     }
 }
@@ -175,6 +201,10 @@ const VARIABLES: &[&str] = &[
     "MCPO_STDIO_ALLOWED_COMMANDS",
     "MCPO_EGRESS_ALLOW",
     "MCPO_SECRET_KEYS",
+    "MCPO_MAX_CALLS",
+    "MCPO_SERVICE_MAX_CALLS",
+    "MCPO_SERVICE_MAX_QUEUED",
+    "MCPO_CALLER_MAX_CALLS",
 ];
 
 impl Settings {
@@ -222,6 +252,12 @@ impl Settings {
             egress,
             stdio,
             secret_keys,
+            call_limits: CallLimits {
+                overall: raw.mcpo_max_calls.max(1),
+                per_service: raw.mcpo_service_max_calls.max(1),
+                per_service_queue: raw.mcpo_service_max_queued,
+                per_caller: raw.mcpo_caller_max_calls.max(1),
+            },
             database: DatabaseSettings {
                 url: SecretString::from(raw.database_url),
                 pool_size: raw.mcpo_database_pool_size.max(1),
@@ -265,7 +301,10 @@ fn auth_settings(raw: &RawSettings) -> Result<AuthSettings, CoreError> {
     }
     // Compose files pass unset variables as empty strings.
     let present = |v: &Option<String>| v.clone().filter(|v| !v.trim().is_empty());
-    let oidc = match (present(&raw.mcpo_auth_issuer), present(&raw.mcpo_auth_audience)) {
+    let oidc = match (
+        present(&raw.mcpo_auth_issuer),
+        present(&raw.mcpo_auth_audience),
+    ) {
         (None, _) => None,
         (Some(_), None) => {
             return Err(CoreError::Config(

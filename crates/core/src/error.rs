@@ -42,6 +42,7 @@ error_codes! {
     CommandNotAllowed => (FORBIDDEN, "command_not_allowed", "The stdio command (with its leading arguments) is not on the allowlist, or its environment sets a variable that changes what runs."),
     DestinationNotAllowed => (FORBIDDEN, "destination_not_allowed", "The URL (or a redirect, or what its host resolves to) points at a loopback, private, link-local or non-http destination MCPO does not connect to."),
     ApiKeyNotFound => (NOT_FOUND, "api_key_not_found", "No API key has that id."),
+    TooManyRequests => (TOO_MANY_REQUESTS, "too_many_requests", "The caller has too many calls in flight; retry after `Retry-After` seconds."),
     PayloadTooLarge => (PAYLOAD_TOO_LARGE, "payload_too_large", "The body is larger than the service accepts."),
     NotFound => (NOT_FOUND, "not_found", "No such route."),
     MethodNotAllowed => (METHOD_NOT_ALLOWED, "method_not_allowed", "The route exists but not with this method."),
@@ -61,6 +62,7 @@ error_codes! {
     DatabaseUnavailable => (SERVICE_UNAVAILABLE, "database_unavailable", "The database cannot be reached right now; retry later."),
     EventsUnavailable => (SERVICE_UNAVAILABLE, "events_unavailable", "The event bus (NATS) cannot be reached right now; retry later."),
     AuthUnavailable => (SERVICE_UNAVAILABLE, "auth_unavailable", "The identity provider's keys cannot be fetched right now, so tokens cannot be checked; retry later."),
+    Overloaded => (SERVICE_UNAVAILABLE, "overloaded", "The service, or the executor as a whole, has as many calls running and waiting as it takes; retry after `Retry-After` seconds."),
     NotReady => (SERVICE_UNAVAILABLE, "not_ready", "A dependency of the service is not ready."),
     Internal => (INTERNAL_SERVER_ERROR, "internal_error", "An unexpected error on our side; the request id in the logs tells what."),
 }

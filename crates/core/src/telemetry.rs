@@ -83,7 +83,9 @@ mod tests {
     #[test]
     fn query_strings_of_urls_are_redacted() {
         assert_eq!(
-            scrub_url_queries(r#"{"message":"error sending request for url (https://h/mcp?token=abc&x=1)"}"#),
+            scrub_url_queries(
+                r#"{"message":"error sending request for url (https://h/mcp?token=abc&x=1)"}"#
+            ),
             r#"{"message":"error sending request for url (https://h/mcp?[redacted])"}"#
         );
         assert_eq!(scrub_url_queries("no urls ?here"), "no urls ?here");

@@ -7,6 +7,7 @@ use std::time::Duration;
 use mcpo_core::mcp::McpError;
 use serde_json::{Map, Value};
 
+use crate::admission::Admission;
 use crate::error::ExecutorError;
 use crate::results;
 use crate::routing::{RoutingTable, ToolRoute};
@@ -15,6 +16,7 @@ use crate::sessions::{SessionError, Sessions};
 pub struct Executor {
     pub routes: Arc<RoutingTable>,
     pub sessions: Arc<Sessions>,
+    pub admission: Admission,
     pub call_timeout: Duration,
 }
 
@@ -26,6 +28,7 @@ impl Executor {
         endpoint_name: &str,
         body: &[u8],
         request_id: Option<&str>,
+        caller: &str,
     ) -> Result<Value, ExecutorError> {
         let arguments = parse_arguments(body)?;
         let mut route = self
@@ -53,6 +56,10 @@ impl Executor {
         if route.disabled {
             return Err(ExecutorError::ServiceDisabled(service.to_owned()));
         }
+        let _permit = self
+            .admission
+            .admit(route.id, service, caller, self.call_timeout)
+            .await?;
         let session = self.sessions.get(&route).await.map_err(|e| match e {
             SessionError::Connect(e) => ExecutorError::Upstream(e),
             SessionError::Open { retry_after } => ExecutorError::Unavailable {

@@ -1,4 +1,6 @@
 use mcpo_core::mcp::McpError;
+
+use crate::admission::Refusal;
 use mcpo_core::{ApiError, CoreError, ErrorCode};
 use serde_json::{json, Value};
 
@@ -23,6 +25,8 @@ pub enum ExecutorError {
         service: String,
         retry_after: std::time::Duration,
     },
+    #[error(transparent)]
+    Refused(#[from] Refusal),
     #[error(transparent)]
     Upstream(#[from] McpError),
     #[error(transparent)]
@@ -56,6 +60,13 @@ impl From<ExecutorError> for ApiError {
             ExecutorError::Unavailable { retry_after, .. } => {
                 ApiError::new(ErrorCode::UpstreamUnavailable, e.to_string())
                     .with_retry_after(retry_after.as_secs_f64().ceil().max(1.0) as u64)
+            }
+            ExecutorError::Refused(refusal) => {
+                let code = match refusal {
+                    Refusal::CallerLimit { .. } => ErrorCode::TooManyRequests,
+                    _ => ErrorCode::Overloaded,
+                };
+                ApiError::new(code, refusal.to_string()).with_retry_after(1)
             }
             ExecutorError::Upstream(e) => e.into(),
             ExecutorError::Core(e) => e.into(),

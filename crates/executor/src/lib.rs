@@ -1,5 +1,6 @@
 //! The tool executor: `POST /tools/{service}/{tool}`.
 
+pub mod admission;
 pub mod calls;
 pub mod error;
 pub mod follower;
@@ -48,6 +49,7 @@ pub async fn build(settings: &Settings, deps: Dependencies) -> Result<Applicatio
     let executor = web::Data::new(Executor {
         routes,
         sessions,
+        admission: admission::Admission::new(settings.call_limits),
         call_timeout: settings.tool_call_timeout,
     });
     let readiness = web::Data::new(deps.readiness(true));

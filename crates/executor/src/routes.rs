@@ -20,7 +20,7 @@ async fn call_tool(
     caller.require_invoke(&service)?;
     let request_id = mcpo_core::http::request_id(&req);
     let answer = executor
-        .call(&service, &tool, &body, request_id.as_deref())
+        .call(&service, &tool, &body, request_id.as_deref(), &caller.key())
         .await?;
     Ok(HttpResponse::Ok().json(answer))
 }

@@ -306,12 +306,16 @@ pub async fn replace_sealed_transport(
     sealed: &TransportConfig,
     audit: &AuditRecord<'_>,
 ) -> Result<bool, RegistryError> {
-    let transport = serde_json::to_value(sealed)
-        .map_err(|e| mcpo_core::CoreError::Internal(e.to_string()))?;
+    let transport =
+        serde_json::to_value(sealed).map_err(|e| mcpo_core::CoreError::Internal(e.to_string()))?;
     let (id, revision) = (current.service.id, current.service.revision);
     conn.transaction(async |conn| {
         let updated = diesel::update(mcp_services::table)
-            .filter(mcp_services::id.eq(id).and(mcp_services::revision.eq(revision)))
+            .filter(
+                mcp_services::id
+                    .eq(id)
+                    .and(mcp_services::revision.eq(revision)),
+            )
             .set(mcp_services::transport.eq(&transport))
             .execute(conn)
             .await?;

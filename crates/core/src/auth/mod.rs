@@ -289,6 +289,19 @@ impl Caller {
         require(&self.principal, permission)
     }
 
+    /// Whose share of the executor a call uses: the principal, or in dev
+    /// mode (where everybody is the same principal) the client address.
+    pub fn key(&self) -> String {
+        match self.principal.kind {
+            PrincipalKind::Development => self
+                .actor
+                .client_addr
+                .clone()
+                .unwrap_or_else(|| self.principal.subject.clone()),
+            _ => self.principal.subject.clone(),
+        }
+    }
+
     pub fn require_invoke(&self, service: &str) -> Result<(), AuthError> {
         if self.principal.grants.allows_invoke(service) {
             Ok(())

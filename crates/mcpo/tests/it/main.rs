@@ -2,6 +2,7 @@
 //! Postgres, NATS and MCP servers (the fixture and server-everything).
 
 mod auth;
+mod backpressure;
 mod events;
 mod executor;
 mod failures;
@@ -10,6 +11,7 @@ mod import;
 mod listing;
 mod outbox;
 mod publisher;
+mod rbac;
 mod registry;
 mod rotation;
 mod security;
