@@ -73,6 +73,9 @@ pub async fn build(settings: &Settings, deps: Dependencies) -> Result<Applicatio
             .default_service(web::to(not_found))
     })
     .workers(settings.http_workers)
+    // A client that closes its connection mid-call has gone: the handler is
+    // dropped, which cancels the upstream call (`notifications/cancelled`).
+    .h1_allow_half_closed(false)
     .listen(listener)
     .map_err(|e| CoreError::Internal(e.to_string()))?
     .run();

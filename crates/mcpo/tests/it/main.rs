@@ -3,6 +3,7 @@
 
 mod auth;
 mod backpressure;
+mod cancellation;
 mod events;
 mod executor;
 mod failures;
