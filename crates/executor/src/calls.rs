@@ -56,9 +56,10 @@ impl Executor {
         if route.disabled {
             return Err(ExecutorError::ServiceDisabled(service.to_owned()));
         }
+        let timeout = route.call_timeout.unwrap_or(self.call_timeout);
         let _permit = self
             .admission
-            .admit(route.id, service, caller, self.call_timeout)
+            .admit(route.id, service, caller, timeout)
             .await?;
         let session = self.sessions.get(&route).await.map_err(|e| match e {
             SessionError::Connect(e) => ExecutorError::Upstream(e),
@@ -68,7 +69,7 @@ impl Executor {
             },
         })?;
         match session
-            .call_tool(&tool.name, arguments, self.call_timeout, request_id)
+            .call_tool(&tool.name, arguments, timeout, request_id)
             .await
         {
             Ok(result) => results::to_answer(&tool.name, result),

@@ -22,6 +22,8 @@ pub struct ServiceRoute {
     /// Disabled by an operator: calls are refused without contacting the server.
     pub disabled: bool,
     pub transport: TransportConfig,
+    /// The service's own limit of one call; `None`: the executor's default.
+    pub call_timeout: Option<std::time::Duration>,
     /// Endpoint name → tool.
     pub tools: HashMap<String, ToolRoute>,
 }
@@ -46,6 +48,10 @@ impl ServiceRoute {
             revision: record.service.revision,
             disabled: record.service.status == ServiceStatus::Disabled.as_str(),
             transport: record.transport(keys)?,
+            call_timeout: record
+                .service
+                .call_timeout_secs
+                .map(|secs| std::time::Duration::from_secs(secs.max(1) as u64)),
             tools: record
                 .tools
                 .iter()

@@ -121,6 +121,7 @@ async fn register_demo(
             args: vec!["fixture".into(), "stdio".into()],
             env: Default::default(),
         },
+        call_timeout_secs: None,
     };
     match registry
         .register(request, &Caller::system("mcpo up --demo"))

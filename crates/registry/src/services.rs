@@ -53,6 +53,10 @@ pub struct RegisterService {
     #[serde(default)]
     pub description: Option<String>,
     pub transport: TransportConfig,
+    /// Seconds one tool call may take, instead of the executor's default.
+    #[serde(default)]
+    #[schema(minimum = 1, maximum = 3600)]
+    pub call_timeout_secs: Option<u32>,
 }
 
 /// `PATCH` body: only the fields present change; `"description": null` clears it.
@@ -67,6 +71,10 @@ pub struct UpdateService {
     pub transport: Option<TransportConfig>,
     #[serde(default)]
     pub enabled: Option<bool>,
+    /// Seconds one tool call may take; `null` goes back to the default.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<u32>, nullable, minimum = 1, maximum = 3600)]
+    pub call_timeout_secs: Option<Option<u32>>,
 }
 
 /// Tells a field that is present (even as `null`) from one that is absent.
@@ -81,6 +89,7 @@ where
 impl UpdateService {
     fn validate(&self) -> Result<(), RegistryError> {
         validate_description(self.description.as_ref().and_then(|d| d.as_deref()))?;
+        validate_call_timeout(self.call_timeout_secs.flatten())?;
         match &self.transport {
             Some(transport) => transport
                 .validate()
@@ -184,9 +193,22 @@ impl RegisterService {
         validate_service_name(&self.name)
             .map_err(|problem| RegistryError::invalid("name", problem))?;
         validate_description(self.description.as_deref())?;
+        validate_call_timeout(self.call_timeout_secs)?;
         self.transport
             .validate()
             .map_err(|(field, problem)| RegistryError::invalid(field, problem))
+    }
+}
+
+const MAX_CALL_TIMEOUT_SECS: u32 = 3600;
+
+fn validate_call_timeout(secs: Option<u32>) -> Result<(), RegistryError> {
+    match secs {
+        Some(s) if !(1..=MAX_CALL_TIMEOUT_SECS).contains(&s) => Err(RegistryError::invalid(
+            "call_timeout_secs",
+            format!("must be between 1 and {MAX_CALL_TIMEOUT_SECS}"),
+        )),
+        _ => Ok(()),
     }
 }
 
@@ -258,6 +280,7 @@ impl Registry {
             name: &request.name,
             description: request.description.as_deref(),
             transport: &sealed,
+            call_timeout_secs: request.call_timeout_secs.map(|s| s as i32),
         };
         let transport = request.transport.kind();
         let events = |record: &ServiceRecord| {
@@ -317,6 +340,7 @@ impl Registry {
                                 name: name.clone(),
                                 description: None,
                                 transport,
+                                call_timeout_secs: None,
                             },
                             caller,
                         )
@@ -534,6 +558,7 @@ impl Registry {
             transport: sealed.as_ref(),
             status,
             discovered: discovered.as_ref(),
+            call_timeout_secs: update.call_timeout_secs.map(|secs| secs.map(|s| s as i32)),
         };
         let audit = AuditRecord {
             actor: &caller.actor,
@@ -543,6 +568,7 @@ impl Registry {
                 "description": update.description,
                 "transport": sealed.as_ref().map(redact_transport),
                 "enabled": update.enabled,
+                "call_timeout_secs": update.call_timeout_secs,
             }),
         };
         match self.apply(&current, &change, &audit).await {

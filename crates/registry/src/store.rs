@@ -25,6 +25,7 @@ pub struct NewService<'a> {
     pub name: &'a str,
     pub description: Option<&'a str>,
     pub transport: &'a TransportConfig,
+    pub call_timeout_secs: Option<i32>,
 }
 
 pub async fn service_exists(
@@ -68,6 +69,7 @@ pub async fn insert_service(
                 instructions: discovered.instructions.as_deref(),
                 // Discovery just reached it.
                 last_seen_at: Some(chrono::Utc::now()),
+                call_timeout_secs: new.call_timeout_secs,
             })
             .execute(conn)
             .await;
@@ -94,6 +96,7 @@ pub struct ServiceChange<'a> {
     pub status: Option<ServiceStatus>,
     /// A fresh discovery; the tools are replaced when they differ.
     pub discovered: Option<&'a DiscoveredServer>,
+    pub call_timeout_secs: Option<Option<i32>>,
 }
 
 /// What an update did.
@@ -113,6 +116,7 @@ struct ServiceChangeset<'a> {
     protocol_version: Option<&'a str>,
     instructions: Option<Option<&'a str>>,
     last_seen_at: Option<chrono::DateTime<chrono::Utc>>,
+    call_timeout_secs: Option<Option<i32>>,
     revision: i64,
 }
 
@@ -136,7 +140,10 @@ pub async fn update_service(
             || change.transport.is_some_and(|t| *t != stored_transport)
             || change
                 .status
-                .is_some_and(|s| s.as_str() != current.service.status),
+                .is_some_and(|s| s.as_str() != current.service.status)
+            || change
+                .call_timeout_secs
+                .is_some_and(|t| t != current.service.call_timeout_secs),
         tools: change
             .discovered
             .is_some_and(|d| !same_tools(current, &d.tools)),
@@ -158,6 +165,7 @@ pub async fn update_service(
         protocol_version: discovered.map(|d| d.protocol_version.as_str()),
         instructions: discovered.map(|d| d.instructions.as_deref()),
         last_seen_at: discovered.map(|_| chrono::Utc::now()),
+        call_timeout_secs: change.call_timeout_secs,
         revision: current.service.revision + 1,
     };
     let service_id = current.service.id;

@@ -25,6 +25,7 @@ pub struct ServiceRow {
     pub last_seen_at: Option<DateTime<Utc>>,
     pub last_error: Option<String>,
     pub last_checked_at: Option<DateTime<Utc>>,
+    pub call_timeout_secs: Option<i32>,
 }
 
 #[derive(Debug, Insertable)]
@@ -39,6 +40,7 @@ pub struct NewServiceRow<'a> {
     pub protocol_version: Option<&'a str>,
     pub instructions: Option<&'a str>,
     pub last_seen_at: Option<DateTime<Utc>>,
+    pub call_timeout_secs: Option<i32>,
 }
 
 #[derive(Debug, Clone, Queryable, Selectable, Identifiable)]

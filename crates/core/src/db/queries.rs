@@ -73,6 +73,7 @@ impl ServiceRecord {
             updated_at: service.updated_at,
             last_seen_at: service.last_seen_at,
             last_error: service.last_error.clone(),
+            call_timeout_secs: service.call_timeout_secs,
             tools: with_tools.then(|| self.tool_views(endpoint_base)),
         })
     }

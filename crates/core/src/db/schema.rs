@@ -17,6 +17,7 @@ diesel::table! {
         last_seen_at -> Nullable<Timestamptz>,
         last_error -> Nullable<Text>,
         last_checked_at -> Nullable<Timestamptz>,
+        call_timeout_secs -> Nullable<Int4>,
     }
 }
 

@@ -71,6 +71,8 @@ pub struct ServiceView {
     pub last_seen_at: Option<DateTime<Utc>>,
     /// What went wrong at the monitor's last failed check.
     pub last_error: Option<String>,
+    /// The limit of one tool call, when it differs from the executor's default.
+    pub call_timeout_secs: Option<i32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tools: Option<Vec<ToolView>>,
 }

@@ -80,3 +80,44 @@ async fn a_call_past_its_timeout_answers_504_and_is_cancelled_upstream() {
     assert_eq!(cancelled.trim(), "slow");
     let _ = std::fs::remove_file(&file);
 }
+
+#[tokio::test]
+async fn a_service_can_have_a_call_timeout_of_its_own() {
+    let app = TestApp::spawn().await;
+    let file = std::env::temp_dir().join(format!("mcpo-cancelled-{}", uuid::Uuid::new_v4()));
+    let mut quick = recording_fixture("quick", &file);
+    quick["call_timeout_secs"] = json!(1);
+    let registered: serde_json::Value = app.register(&quick).await.json().await.unwrap();
+    assert_eq!(registered["call_timeout_secs"], 1);
+
+    // The default here is 20 s; this service gives up after 1.
+    let answer = app
+        .call_tool("quick", "slow", &json!({ "ms": 600_000 }))
+        .await;
+    assert_eq!(answer.status(), 504);
+    eventually("the server hears of the cancellation", async || {
+        cancelled_calls(&file).await
+    })
+    .await;
+
+    // Out of range is refused, naming the field; `null` goes back to the default.
+    let patch = |body: serde_json::Value| {
+        app.http
+            .patch(format!("{}/api/v1/mcpo/services/quick", app.registry_url))
+            .json(&body)
+            .send()
+    };
+    let refused = patch(json!({ "call_timeout_secs": 0 })).await.unwrap();
+    assert_eq!(refused.status(), 422);
+    let body: serde_json::Value = refused.json().await.unwrap();
+    assert_eq!(body["details"]["field"], "call_timeout_secs");
+    let cleared: serde_json::Value = patch(json!({ "call_timeout_secs": null }))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(cleared["call_timeout_secs"], serde_json::Value::Null);
+    assert_eq!(cleared["revision"], 2);
+    let _ = std::fs::remove_file(&file);
+}

@@ -1,0 +1,1 @@
+ALTER TABLE mcp_services DROP COLUMN call_timeout_secs;
