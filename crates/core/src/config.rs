@@ -31,6 +31,7 @@
 //! | `MCPO_SERVICE_MAX_CALLS` | tool calls running at once against one service | `64` |
 //! | `MCPO_SERVICE_MAX_QUEUED` | calls waiting for a busy service; more answer 503 `overloaded` | `256` |
 //! | `MCPO_CALLER_MAX_CALLS` | calls in flight per caller (token subject or API key; client address in dev mode); more answer 429 | `256` |
+//! | `MCPO_SHUTDOWN_TIMEOUT_SECS` | on SIGTERM, how long requests in flight may finish before they are dropped | `30` |
 //! | `MCPO_API_KEY_CACHE_SECS` | how long a checked API key is trusted (revocation delay elsewhere) | `10` |
 
 use std::net::SocketAddr;
@@ -68,6 +69,8 @@ pub struct Settings {
     /// `None`: transports with env or header values cannot be stored.
     pub secret_keys: Option<SecretKeyring>,
     pub call_limits: CallLimits,
+    /// On SIGTERM, how long requests in flight may still take.
+    pub shutdown_timeout: Duration,
 }
 
 /// The executor's bounds on tool calls (see `crates/executor/src/admission.rs`).
@@ -137,6 +140,7 @@ struct RawSettings {
     mcpo_service_max_calls: usize,
     mcpo_service_max_queued: usize,
     mcpo_caller_max_calls: usize,
+    mcpo_shutdown_timeout_secs: u64,
 }
 
 impl Default for RawSettings {
@@ -171,6 +175,7 @@ impl Default for RawSettings {
             mcpo_service_max_calls: 64,
             mcpo_service_max_queued: 256,
             mcpo_caller_max_calls: 256,
+            mcpo_shutdown_timeout_secs: 30,
         }
     }
 }
@@ -205,6 +210,7 @@ const VARIABLES: &[&str] = &[
     "MCPO_SERVICE_MAX_CALLS",
     "MCPO_SERVICE_MAX_QUEUED",
     "MCPO_CALLER_MAX_CALLS",
+    "MCPO_SHUTDOWN_TIMEOUT_SECS",
 ];
 
 impl Settings {
@@ -252,6 +258,7 @@ impl Settings {
             egress,
             stdio,
             secret_keys,
+            shutdown_timeout: Duration::from_secs(raw.mcpo_shutdown_timeout_secs),
             call_limits: CallLimits {
                 overall: raw.mcpo_max_calls.max(1),
                 per_service: raw.mcpo_service_max_calls.max(1),

@@ -126,13 +126,26 @@ pub struct EventBus {
     prefix: String,
     stream: String,
     stream_ready: std::sync::Arc<tokio::sync::OnceCell<()>>,
+    /// Counts connections to NATS (the first included): followers that see
+    /// it change resync from Postgres, since events may have been missed.
+    connections: tokio::sync::watch::Receiver<u64>,
 }
 
 impl EventBus {
     /// Connects in the background: a process can start while NATS is down
     /// and the client reconnects by itself. The stream is created on first use.
     pub async fn connect(settings: &NatsSettings) -> Result<EventBus, CoreError> {
+        let (counter, connections) = tokio::sync::watch::channel(0u64);
+        let counter = std::sync::Arc::new(counter);
         let client = async_nats::ConnectOptions::new()
+            .event_callback(move |event| {
+                let counter = counter.clone();
+                async move {
+                    if matches!(event, async_nats::Event::Connected) {
+                        counter.send_modify(|n| *n += 1);
+                    }
+                }
+            })
             .connection_timeout(std::time::Duration::from_secs(5))
             .retry_on_initial_connect()
             .name("mcpo")
@@ -148,7 +161,13 @@ impl EventBus {
             prefix: settings.subject_prefix.clone(),
             stream: settings.stream.clone(),
             stream_ready: Default::default(),
+            connections,
         })
+    }
+
+    /// Changes each time the client (re)connects to NATS.
+    pub fn connections(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.connections.clone()
     }
 
     /// Creates the stream unless this bus already made sure it exists.

@@ -1,5 +1,7 @@
 //! Keeps the routing table current: every replica reads every `tools.updated`
 //! event (its own ordered consumer) and reloads that service from Postgres.
+//! After NATS comes back from an outage it reloads everything, since events
+//! may have been missed meanwhile.
 
 use std::sync::Arc;
 
@@ -11,11 +13,35 @@ use crate::sessions::Sessions;
 
 pub async fn follow(
     events: impl futures::Stream<Item = mcpo_core::events::EventEnvelope> + Send + 'static,
+    mut connections: tokio::sync::watch::Receiver<u64>,
     routes: Arc<RoutingTable>,
     sessions: Arc<Sessions>,
 ) {
     futures::pin_mut!(events);
-    while let Some(envelope) = events.next().await {
+    // The connection this follower started on is not a reconnection.
+    connections.borrow_and_update();
+    loop {
+        let envelope = tokio::select! {
+            envelope = events.next() => match envelope {
+                Some(envelope) => envelope,
+                None => break,
+            },
+            changed = connections.changed() => {
+                if changed.is_err() {
+                    break;
+                }
+                match routes.resync().await {
+                    Ok(gone) => {
+                        for id in &gone {
+                            sessions.discard(*id);
+                        }
+                        tracing::info!(removed = gone.len(), "reconnected to NATS; routes reloaded from Postgres");
+                    }
+                    Err(e) => tracing::error!(error = %e, "reconnected to NATS but cannot reload routes"),
+                }
+                continue;
+            }
+        };
         let (service_id, service_name, deleted) = match &envelope.event {
             Event::ToolsUpdated(update) => (
                 update.service_id,

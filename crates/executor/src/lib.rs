@@ -43,7 +43,12 @@ pub async fn build(settings: &Settings, deps: Dependencies) -> Result<Applicatio
         settings.mcp_connect_timeout,
         mcpo_core::mcp::ConnectPolicy::from_settings(settings),
     ));
-    let follower = tokio::spawn(follower::follow(events, routes.clone(), sessions.clone()));
+    let follower = tokio::spawn(follower::follow(
+        events,
+        deps.bus.connections(),
+        routes.clone(),
+        sessions.clone(),
+    ));
 
     let (listener, addr) = bind(settings.executor_addr)?;
     let executor = web::Data::new(Executor {
@@ -73,6 +78,7 @@ pub async fn build(settings: &Settings, deps: Dependencies) -> Result<Applicatio
             .default_service(web::to(not_found))
     })
     .workers(settings.http_workers)
+    .shutdown_timeout(settings.shutdown_timeout.as_secs())
     // A client that closes its connection mid-call has gone: the handler is
     // dropped, which cancels the upstream call (`notifications/cancelled`).
     .h1_allow_half_closed(false)

@@ -101,6 +101,16 @@ impl RoutingTable {
         }
     }
 
+    /// Replaces the whole table with what Postgres holds; returns the ids of
+    /// services that were in the table and are gone now.
+    pub async fn resync(&self) -> Result<Vec<Uuid>, CoreError> {
+        let before: HashSet<Uuid> = self.read().by_name.values().map(|r| r.id).collect();
+        self.load_all().await?;
+        let table = self.read();
+        let after: HashSet<Uuid> = table.by_name.values().map(|r| r.id).collect();
+        Ok(before.difference(&after).copied().collect())
+    }
+
     /// Replaces the whole table with what Postgres holds.
     pub async fn load_all(&self) -> Result<usize, CoreError> {
         let records = queries::all_services(&mut *self.pool.get().await?).await?;

@@ -65,6 +65,7 @@ pub async fn build(settings: &Settings, deps: Dependencies) -> Result<Applicatio
             .default_service(web::to(not_found))
     })
     .workers(settings.http_workers)
+    .shutdown_timeout(settings.shutdown_timeout.as_secs())
     .listen(listener)
     .map_err(|e| CoreError::Internal(e.to_string()))?
     .run();

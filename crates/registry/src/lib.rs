@@ -86,6 +86,7 @@ pub fn build(settings: &Settings, deps: Dependencies) -> Result<Application, Cor
             .default_service(web::to(not_found))
     })
     .workers(settings.http_workers)
+    .shutdown_timeout(settings.shutdown_timeout.as_secs())
     .listen(listener)
     .map_err(|e| CoreError::Internal(e.to_string()))?
     .run();

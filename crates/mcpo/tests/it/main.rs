@@ -14,6 +14,7 @@ mod outbox;
 mod publisher;
 mod rbac;
 mod registry;
+mod replicas;
 mod rotation;
 mod security;
 mod status;

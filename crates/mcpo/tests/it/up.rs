@@ -21,6 +21,15 @@ type Lines = std::io::Lines<BufReader<std::process::ChildStdout>>;
 /// Starts `mcpo up --demo` on free ports against `database` and a NATS
 /// prefix of its own; returns it with its output and its three base URLs.
 fn spawn_up(database: &TestDatabase, id: &str) -> (Running, Lines, String, String, String) {
+    spawn_up_with(database, id, &[])
+}
+
+/// `spawn_up` with more environment variables.
+fn spawn_up_with(
+    database: &TestDatabase,
+    id: &str,
+    env: &[(&str, &str)],
+) -> (Running, Lines, String, String, String) {
     // Where `mcpo up` keeps its local secrets key.
     let data_home = std::env::temp_dir().join(format!("mcpo-up-{id}"));
     let mut child = Command::new(crate::MCPO)
@@ -40,6 +49,7 @@ fn spawn_up(database: &TestDatabase, id: &str) -> (Running, Lines, String, Strin
         .env("MCPO_PUBLISHER_ADDR", "127.0.0.1:0")
         .env("MCPO_HTTP_WORKERS", "1")
         .env_remove("MCPO_EXECUTOR_PUBLIC_URL")
+        .envs(env.iter().copied())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -249,6 +259,56 @@ async fn sigterm_finishes_calls_in_flight_exits_zero_and_leaves_no_server_behind
     assert_eq!(status.code(), Some(0));
     for server in servers {
         // Gone, or at most a zombie already reaped by nobody we know of: never running.
+        assert!(
+            stat(server).is_none_or(|(_, state)| state == 'Z'),
+            "stdio server {server} outlived mcpo up"
+        );
+    }
+    delete_stream(&id).await;
+}
+
+#[tokio::test]
+async fn a_call_that_outlasts_the_shutdown_deadline_does_not_keep_mcpo_up_running() {
+    let database = TestDatabase::create().await;
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    let (mut running, _lines, _registry, executor, _publisher) =
+        spawn_up_with(&database, &id, &[("MCPO_SHUTDOWN_TIMEOUT_SECS", "1")]);
+    let pid = running.0.id();
+    let http = reqwest::Client::new();
+    let warm = http
+        .post(format!("{executor}/tools/demo/echo"))
+        .json(&json!({ "message": "x" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(warm.status(), 200);
+    let servers = children_of(pid);
+
+    // A call that would take ten minutes.
+    let endless = tokio::spawn({
+        let http = http.clone();
+        async move {
+            http.post(format!("{executor}/tools/demo/slow"))
+                .json(&json!({ "ms": 600_000 }))
+                .send()
+                .await
+        }
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let signalled = std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(signalled.success());
+
+    // Past the deadline the call is dropped, and mcpo up exits cleanly.
+    let status = tokio::task::spawn_blocking(move || running.0.wait().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(status.code(), Some(0));
+    let answer = endless.await.unwrap();
+    assert!(answer.is_err() || answer.unwrap().status().is_server_error());
+    for server in servers {
         assert!(
             stat(server).is_none_or(|(_, state)| state == 'Z'),
             "stdio server {server} outlived mcpo up"
