@@ -32,6 +32,8 @@
 //! | `MCPO_SERVICE_MAX_QUEUED` | calls waiting for a busy service; more answer 503 `overloaded` | `256` |
 //! | `MCPO_CALLER_MAX_CALLS` | calls in flight per caller (token subject or API key; client address in dev mode); more answer 429 | `256` |
 //! | `MCPO_SHUTDOWN_TIMEOUT_SECS` | on SIGTERM, how long requests in flight may finish before they are dropped | `30` |
+//! | `MCPO_CALLER_SESSIONS_MAX` | callers with a session of their own, per `per_caller` service; more answer 503 | `64` |
+//! | `MCPO_CALLER_SESSION_IDLE_SECS` | a `per_caller` session closes after this long unused | `300` |
 //! | `MCPO_API_KEY_CACHE_SECS` | how long a checked API key is trusted (revocation delay elsewhere) | `10` |
 
 use std::net::SocketAddr;
@@ -71,6 +73,16 @@ pub struct Settings {
     pub call_limits: CallLimits,
     /// On SIGTERM, how long requests in flight may still take.
     pub shutdown_timeout: Duration,
+    pub caller_sessions: CallerSessionLimits,
+}
+
+/// Sessions of `per_caller` services.
+#[derive(Debug, Clone, Copy)]
+pub struct CallerSessionLimits {
+    /// Callers with a session of their own, per service.
+    pub max_per_service: usize,
+    /// A caller's session closes after this long without a call.
+    pub idle: Duration,
 }
 
 /// The executor's bounds on tool calls (see `crates/executor/src/admission.rs`).
@@ -141,6 +153,8 @@ struct RawSettings {
     mcpo_service_max_queued: usize,
     mcpo_caller_max_calls: usize,
     mcpo_shutdown_timeout_secs: u64,
+    mcpo_caller_sessions_max: usize,
+    mcpo_caller_session_idle_secs: u64,
 }
 
 impl Default for RawSettings {
@@ -176,6 +190,8 @@ impl Default for RawSettings {
             mcpo_service_max_queued: 256,
             mcpo_caller_max_calls: 256,
             mcpo_shutdown_timeout_secs: 30,
+            mcpo_caller_sessions_max: 64,
+            mcpo_caller_session_idle_secs: 300,
         }
     }
 }
@@ -211,6 +227,8 @@ const VARIABLES: &[&str] = &[
     "MCPO_SERVICE_MAX_QUEUED",
     "MCPO_CALLER_MAX_CALLS",
     "MCPO_SHUTDOWN_TIMEOUT_SECS",
+    "MCPO_CALLER_SESSIONS_MAX",
+    "MCPO_CALLER_SESSION_IDLE_SECS",
 ];
 
 impl Settings {
@@ -259,6 +277,10 @@ impl Settings {
             stdio,
             secret_keys,
             shutdown_timeout: Duration::from_secs(raw.mcpo_shutdown_timeout_secs),
+            caller_sessions: CallerSessionLimits {
+                max_per_service: raw.mcpo_caller_sessions_max.max(1),
+                idle: Duration::from_secs(raw.mcpo_caller_session_idle_secs.max(1)),
+            },
             call_limits: CallLimits {
                 overall: raw.mcpo_max_calls.max(1),
                 per_service: raw.mcpo_service_max_calls.max(1),

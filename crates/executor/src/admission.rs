@@ -23,6 +23,8 @@ pub enum Refusal {
     ServiceBusy { service: String, waited: Duration },
     #[error("the executor is at its limit of {limit} calls in flight")]
     Overloaded { limit: usize },
+    #[error("service `{service}` already has sessions for {limit} callers; retry when some have gone idle")]
+    TooManySessions { service: String, limit: usize },
 }
 
 struct ServiceGate {

@@ -13,6 +13,14 @@ use crate::results;
 use crate::routing::{RoutingTable, ToolRoute};
 use crate::sessions::{SessionError, Sessions};
 
+/// Who is calling, as the executor counts it.
+pub struct CallerKeys {
+    /// Whose share of the call limits a call uses.
+    pub share: String,
+    /// Which session a `per_caller` service gives the call.
+    pub session: String,
+}
+
 pub struct Executor {
     pub routes: Arc<RoutingTable>,
     pub sessions: Arc<Sessions>,
@@ -21,14 +29,14 @@ pub struct Executor {
 }
 
 impl Executor {
-    #[tracing::instrument(skip(self, body), fields(service = %service, tool = %endpoint_name))]
+    #[tracing::instrument(skip(self, body, caller), fields(service = %service, tool = %endpoint_name, caller = %caller.share))]
     pub async fn call(
         &self,
         service: &str,
         endpoint_name: &str,
         body: &[u8],
         request_id: Option<&str>,
-        caller: &str,
+        caller: &CallerKeys,
     ) -> Result<Value, ExecutorError> {
         let arguments = parse_arguments(body)?;
         let mut route = self
@@ -59,15 +67,25 @@ impl Executor {
         let timeout = route.call_timeout.unwrap_or(self.call_timeout);
         let _permit = self
             .admission
-            .admit(route.id, service, caller, timeout)
+            .admit(route.id, service, &caller.share, timeout)
             .await?;
-        let session = self.sessions.get(&route).await.map_err(|e| match e {
-            SessionError::Connect(e) => ExecutorError::Upstream(e),
-            SessionError::Open { retry_after } => ExecutorError::Unavailable {
-                service: service.to_owned(),
-                retry_after,
-            },
-        })?;
+        let session = self
+            .sessions
+            .get(&route, &caller.session)
+            .await
+            .map_err(|e| match e {
+                SessionError::Connect(e) => ExecutorError::Upstream(e),
+                SessionError::Open { retry_after } => ExecutorError::Unavailable {
+                    service: service.to_owned(),
+                    retry_after,
+                },
+                SessionError::TooManyCallers { limit } => {
+                    ExecutorError::Refused(crate::admission::Refusal::TooManySessions {
+                        service: service.to_owned(),
+                        limit,
+                    })
+                }
+            })?;
         match session
             .call_tool(&tool.name, arguments, timeout, request_id)
             .await
@@ -77,7 +95,7 @@ impl Executor {
                 if matches!(e, McpError::Closed) || session.is_closed() {
                     // Next call opens a fresh session; this one is not retried
                     // because the server may already have run the tool.
-                    self.sessions.discard(route.id);
+                    self.sessions.discard_session(route.id, &session);
                 }
                 Err(e.into())
             }

@@ -42,6 +42,14 @@ pub async fn build(settings: &Settings, deps: Dependencies) -> Result<Applicatio
     let sessions = Arc::new(Sessions::new(
         settings.mcp_connect_timeout,
         mcpo_core::mcp::ConnectPolicy::from_settings(settings),
+        sessions::CallerSessions {
+            max_per_service: settings.caller_sessions.max_per_service,
+            idle: settings.caller_sessions.idle,
+        },
+    ));
+    let reaper = tokio::spawn(close_idle_sessions(
+        sessions.clone(),
+        settings.caller_sessions.idle,
     ));
     let follower = tokio::spawn(follower::follow(
         events,
@@ -85,7 +93,7 @@ pub async fn build(settings: &Settings, deps: Dependencies) -> Result<Applicatio
     .listen(listener)
     .map_err(|e| CoreError::Internal(e.to_string()))?
     .run();
-    Ok(Application::new(addr, server, vec![follower]))
+    Ok(Application::new(addr, server, vec![reaper, follower]))
 }
 
 pub async fn run(settings: Settings) -> Result<(), CoreError> {
@@ -95,4 +103,16 @@ pub async fn run(settings: Settings) -> Result<(), CoreError> {
     app.run_until_stopped()
         .await
         .map_err(|e| CoreError::Internal(e.to_string()))
+}
+
+/// Closes `per_caller` sessions nobody used for `idle`.
+async fn close_idle_sessions(sessions: Arc<Sessions>, idle: std::time::Duration) {
+    let mut ticks = tokio::time::interval((idle / 4).max(std::time::Duration::from_millis(250)));
+    loop {
+        ticks.tick().await;
+        let closed = sessions.close_idle();
+        if closed > 0 {
+            tracing::info!(closed, "closed idle caller sessions");
+        }
+    }
 }

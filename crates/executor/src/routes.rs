@@ -2,7 +2,11 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use mcpo_core::auth::Caller;
 use mcpo_core::ApiError;
 
-use crate::calls::Executor;
+use crate::calls::{CallerKeys, Executor};
+
+/// Lets one principal keep several sessions of a `per_caller` service apart.
+pub const SESSION_KEY_HEADER: &str = "x-session-key";
+const MAX_SESSION_KEY_LEN: usize = 128;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/tools/{service}/{tool}", web::post().to(call_tool));
@@ -19,8 +23,37 @@ async fn call_tool(
     let (service, tool) = path.into_inner();
     caller.require_invoke(&service)?;
     let request_id = mcpo_core::http::request_id(&req);
+    let keys = caller_keys(&caller, &req)?;
     let answer = executor
-        .call(&service, &tool, &body, request_id.as_deref(), &caller.key())
+        .call(&service, &tool, &body, request_id.as_deref(), &keys)
         .await?;
     Ok(HttpResponse::Ok().json(answer))
+}
+
+/// The principal's share of the limits, and its session: the principal,
+/// plus `X-Session-Key` when sent (scoped to the principal, so a key cannot
+/// reach another caller's session).
+fn caller_keys(caller: &Caller, req: &HttpRequest) -> Result<CallerKeys, ApiError> {
+    let share = caller.key();
+    let session = match req.headers().get(SESSION_KEY_HEADER) {
+        None => share.clone(),
+        Some(value) => {
+            let key = value
+                .to_str()
+                .ok()
+                .filter(|k| {
+                    !k.is_empty()
+                        && k.len() <= MAX_SESSION_KEY_LEN
+                        && k.bytes().all(|b| b.is_ascii_graphic())
+                })
+                .ok_or_else(|| {
+                    ApiError::new(
+                        mcpo_core::ErrorCode::BadRequest,
+                        format!("X-Session-Key must be 1 to {MAX_SESSION_KEY_LEN} visible ASCII characters"),
+                    )
+                })?;
+            format!("{share}\n{key}")
+        }
+    };
+    Ok(CallerKeys { share, session })
 }

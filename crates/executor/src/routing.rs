@@ -9,6 +9,7 @@ use std::sync::{Arc, RwLock};
 use mcpo_core::db::queries::{self, ServiceRecord};
 use mcpo_core::db::DbPool;
 use mcpo_core::domain::naming::validate_service_name;
+use mcpo_core::domain::SessionScope;
 use mcpo_core::domain::{ServiceStatus, TransportConfig};
 use mcpo_core::secrets::SecretKeyring;
 use mcpo_core::CoreError;
@@ -24,6 +25,8 @@ pub struct ServiceRoute {
     pub transport: TransportConfig,
     /// The service's own limit of one call; `None`: the executor's default.
     pub call_timeout: Option<std::time::Duration>,
+    pub session_pool_size: usize,
+    pub session_scope: SessionScope,
     /// Endpoint name → tool.
     pub tools: HashMap<String, ToolRoute>,
 }
@@ -52,6 +55,8 @@ impl ServiceRoute {
                 .service
                 .call_timeout_secs
                 .map(|secs| std::time::Duration::from_secs(secs.max(1) as u64)),
+            session_pool_size: record.service.session_pool_size.clamp(1, 16) as usize,
+            session_scope: SessionScope::parse(&record.service.session_scope),
             tools: record
                 .tools
                 .iter()

@@ -1,7 +1,10 @@
-//! One MCP session per service, opened on first use and shared by every call
-//! to that service (rmcp multiplexes concurrent requests over it). A session
-//! that broke, or belongs to an older revision of the service, is replaced on
-//! the next call.
+//! MCP sessions, opened on first use. A service has a pool of
+//! `session_pool_size` sessions shared by every caller, taken in turn (rmcp
+//! multiplexes concurrent requests over each; a pool of stdio processes helps
+//! servers that answer one request at a time). A `per_caller` service gives
+//! each caller a session of its own instead, closed once idle for a while.
+//! A session that broke, or belongs to an older revision of the service, is
+//! replaced on the next call.
 //!
 //! A circuit breaker guards each service: after a failed connect, calls fail
 //! at once (503 with `Retry-After`) until a delay passes, growing from 0.5 s
@@ -9,18 +12,36 @@
 //! in step); the first success closes it.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use mcpo_core::domain::SessionScope;
 use mcpo_core::mcp::{ConnectPolicy, McpError, McpSession};
 use tokio::sync::OnceCell;
 use uuid::Uuid;
 
 use crate::routing::ServiceRoute;
 
+/// Which of a service's sessions a call uses.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Lane {
+    /// One of the shared pool.
+    Pool(usize),
+    /// A caller's own.
+    Caller(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct SlotKey {
+    service: Uuid,
+    lane: Lane,
+}
+
 struct Slot {
     revision: i64,
     session: Arc<OnceCell<Arc<McpSession>>>,
+    last_used: Instant,
 }
 
 struct Breaker {
@@ -38,44 +59,103 @@ pub enum SessionError {
     Connect(#[from] McpError),
     #[error("the server failed recently; retry in {retry_after:?}")]
     Open { retry_after: Duration },
+    #[error("the service already has {limit} callers with sessions of their own")]
+    TooManyCallers { limit: usize },
+}
+
+/// How sessions of `per_caller` services are bounded.
+#[derive(Debug, Clone, Copy)]
+pub struct CallerSessions {
+    /// Sessions of one service at most, one per caller.
+    pub max_per_service: usize,
+    /// Closed after this long without a call.
+    pub idle: Duration,
 }
 
 pub struct Sessions {
     connect_timeout: Duration,
     policy: ConnectPolicy,
-    slots: Mutex<HashMap<Uuid, Slot>>,
+    callers: CallerSessions,
+    slots: Mutex<HashMap<SlotKey, Slot>>,
     breakers: Mutex<HashMap<Uuid, Breaker>>,
+    /// Turns through pool lanes.
+    next_lane: AtomicUsize,
 }
 
 impl Sessions {
-    pub fn new(connect_timeout: Duration, policy: ConnectPolicy) -> Self {
+    pub fn new(connect_timeout: Duration, policy: ConnectPolicy, callers: CallerSessions) -> Self {
         Sessions {
             connect_timeout,
             policy,
+            callers,
             slots: Mutex::new(HashMap::new()),
             breakers: Mutex::new(HashMap::new()),
+            next_lane: AtomicUsize::new(0),
         }
     }
 
-    /// The live session of a service, connecting when there is none. Callers
+    /// Closes caller sessions idle for longer than allowed; returns how many.
+    pub fn close_idle(&self) -> usize {
+        let idle = self.callers.idle;
+        let mut slots = self.lock();
+        let before = slots.len();
+        slots.retain(|key, slot| {
+            matches!(key.lane, Lane::Pool(_)) || slot.last_used.elapsed() < idle
+        });
+        before - slots.len()
+    }
+
+    fn lane(&self, route: &ServiceRoute, caller: &str) -> Lane {
+        match route.session_scope {
+            SessionScope::Shared => Lane::Pool(
+                self.next_lane.fetch_add(1, Ordering::Relaxed) % route.session_pool_size.max(1),
+            ),
+            SessionScope::PerCaller => Lane::Caller(caller.to_owned()),
+        }
+    }
+
+    /// A live session of a service for `caller` (the caller matters for
+    /// `per_caller` services only), connecting when there is none. Callers
     /// arriving while a connection is being made wait for that one.
-    pub async fn get(&self, route: &ServiceRoute) -> Result<Arc<McpSession>, SessionError> {
+    pub async fn get(
+        &self,
+        route: &ServiceRoute,
+        caller: &str,
+    ) -> Result<Arc<McpSession>, SessionError> {
         self.check_breaker(route)?;
+        let key = SlotKey {
+            service: route.id,
+            lane: self.lane(route, caller),
+        };
         let cell = {
             let mut slots = self.lock();
-            let stale = slots.get(&route.id).is_none_or(|slot| {
+            if matches!(key.lane, Lane::Caller(_)) && !slots.contains_key(&key) {
+                let held = slots
+                    .keys()
+                    .filter(|k| k.service == route.id && matches!(k.lane, Lane::Caller(_)))
+                    .count();
+                if held >= self.callers.max_per_service {
+                    return Err(SessionError::TooManyCallers {
+                        limit: self.callers.max_per_service,
+                    });
+                }
+            }
+            let stale = slots.get(&key).is_none_or(|slot| {
                 slot.revision != route.revision || slot.session.get().is_some_and(|s| s.is_closed())
             });
             if stale {
                 slots.insert(
-                    route.id,
+                    key.clone(),
                     Slot {
                         revision: route.revision,
                         session: Arc::new(OnceCell::new()),
+                        last_used: Instant::now(),
                     },
                 );
             }
-            slots[&route.id].session.clone()
+            let slot = slots.get_mut(&key).expect("inserted above");
+            slot.last_used = Instant::now();
+            slot.session.clone()
         };
         cell.get_or_try_init(|| async {
             // Callers queued behind a failed connect see the breaker here
@@ -140,13 +220,21 @@ impl Sessions {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Drops the session of a service; in-flight calls keep their handle and
-    /// finish, the connection closes when the last one is done.
+    /// Drops every session of a service; in-flight calls keep their handle
+    /// and finish, a connection closes when its last call is done.
     pub fn discard(&self, service_id: Uuid) {
-        self.lock().remove(&service_id);
+        self.lock().retain(|key, _| key.service != service_id);
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Uuid, Slot>> {
+    /// Drops one session (it broke); the service's others stay.
+    pub fn discard_session(&self, service_id: Uuid, session: &Arc<McpSession>) {
+        self.lock().retain(|key, slot| {
+            key.service != service_id
+                || !slot.session.get().is_some_and(|s| Arc::ptr_eq(s, session))
+        });
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<SlotKey, Slot>> {
         self.slots
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())

@@ -122,6 +122,8 @@ async fn register_demo(
             env: Default::default(),
         },
         call_timeout_secs: None,
+        session_pool_size: None,
+        session_scope: None,
     };
     match registry
         .register(request, &Caller::system("mcpo up --demo"))

@@ -10,7 +10,7 @@ use mcpo_core::db::queries::{self, ServiceRecord};
 use mcpo_core::db::DbPool;
 use mcpo_core::domain::naming::{validate_service_name, MAX_SERVICE_NAME_LEN};
 use mcpo_core::domain::DiscoveredServer;
-use mcpo_core::domain::{ServiceStatus, ServiceView, TransportConfig};
+use mcpo_core::domain::{ServiceStatus, ServiceView, SessionScope, TransportConfig};
 use mcpo_core::events::{
     Event, EventEnvelope, ServiceRegistered, ServiceUpdated, ToolsChange, ToolsUpdated,
 };
@@ -57,6 +57,13 @@ pub struct RegisterService {
     #[serde(default)]
     #[schema(minimum = 1, maximum = 3600)]
     pub call_timeout_secs: Option<u32>,
+    /// MCP sessions the executor keeps to the server, shared by callers (default 1).
+    #[serde(default)]
+    #[schema(minimum = 1, maximum = 16)]
+    pub session_pool_size: Option<u32>,
+    /// `per_caller` gives each caller a session of its own (stateful servers).
+    #[serde(default)]
+    pub session_scope: Option<SessionScope>,
 }
 
 /// `PATCH` body: only the fields present change; `"description": null` clears it.
@@ -75,6 +82,11 @@ pub struct UpdateService {
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<u32>, nullable, minimum = 1, maximum = 3600)]
     pub call_timeout_secs: Option<Option<u32>>,
+    #[serde(default)]
+    #[schema(minimum = 1, maximum = 16)]
+    pub session_pool_size: Option<u32>,
+    #[serde(default)]
+    pub session_scope: Option<SessionScope>,
 }
 
 /// Tells a field that is present (even as `null`) from one that is absent.
@@ -90,6 +102,7 @@ impl UpdateService {
     fn validate(&self) -> Result<(), RegistryError> {
         validate_description(self.description.as_ref().and_then(|d| d.as_deref()))?;
         validate_call_timeout(self.call_timeout_secs.flatten())?;
+        validate_pool_size(self.session_pool_size)?;
         match &self.transport {
             Some(transport) => transport
                 .validate()
@@ -194,6 +207,7 @@ impl RegisterService {
             .map_err(|problem| RegistryError::invalid("name", problem))?;
         validate_description(self.description.as_deref())?;
         validate_call_timeout(self.call_timeout_secs)?;
+        validate_pool_size(self.session_pool_size)?;
         self.transport
             .validate()
             .map_err(|(field, problem)| RegistryError::invalid(field, problem))
@@ -207,6 +221,18 @@ fn validate_call_timeout(secs: Option<u32>) -> Result<(), RegistryError> {
         Some(s) if !(1..=MAX_CALL_TIMEOUT_SECS).contains(&s) => Err(RegistryError::invalid(
             "call_timeout_secs",
             format!("must be between 1 and {MAX_CALL_TIMEOUT_SECS}"),
+        )),
+        _ => Ok(()),
+    }
+}
+
+const MAX_POOL_SIZE: u32 = 16;
+
+fn validate_pool_size(size: Option<u32>) -> Result<(), RegistryError> {
+    match size {
+        Some(s) if !(1..=MAX_POOL_SIZE).contains(&s) => Err(RegistryError::invalid(
+            "session_pool_size",
+            format!("must be between 1 and {MAX_POOL_SIZE}"),
         )),
         _ => Ok(()),
     }
@@ -281,6 +307,8 @@ impl Registry {
             description: request.description.as_deref(),
             transport: &sealed,
             call_timeout_secs: request.call_timeout_secs.map(|s| s as i32),
+            session_pool_size: request.session_pool_size.unwrap_or(1) as i32,
+            session_scope: request.session_scope.unwrap_or_default(),
         };
         let transport = request.transport.kind();
         let events = |record: &ServiceRecord| {
@@ -341,6 +369,8 @@ impl Registry {
                                 description: None,
                                 transport,
                                 call_timeout_secs: None,
+                                session_pool_size: None,
+                                session_scope: None,
                             },
                             caller,
                         )
@@ -559,6 +589,8 @@ impl Registry {
             status,
             discovered: discovered.as_ref(),
             call_timeout_secs: update.call_timeout_secs.map(|secs| secs.map(|s| s as i32)),
+            session_pool_size: update.session_pool_size.map(|s| s as i32),
+            session_scope: update.session_scope,
         };
         let audit = AuditRecord {
             actor: &caller.actor,
@@ -569,6 +601,8 @@ impl Registry {
                 "transport": sealed.as_ref().map(redact_transport),
                 "enabled": update.enabled,
                 "call_timeout_secs": update.call_timeout_secs,
+                "session_pool_size": update.session_pool_size,
+                "session_scope": update.session_scope,
             }),
         };
         match self.apply(&current, &change, &audit).await {

@@ -10,7 +10,9 @@ use mcpo_core::db::queries::{self, ServiceRecord};
 use mcpo_core::db::schema::{mcp_services, tool_schemas, tools};
 use mcpo_core::domain::naming::{endpoint_names, endpoint_path};
 use mcpo_core::domain::schema_hash::schema_pair_hash;
-use mcpo_core::domain::{DiscoveredServer, DiscoveredTool, ServiceStatus, TransportConfig};
+use mcpo_core::domain::{
+    DiscoveredServer, DiscoveredTool, ServiceStatus, SessionScope, TransportConfig,
+};
 use mcpo_core::events::EventEnvelope;
 use mcpo_core::outbox;
 use serde_json::Value;
@@ -26,6 +28,8 @@ pub struct NewService<'a> {
     pub description: Option<&'a str>,
     pub transport: &'a TransportConfig,
     pub call_timeout_secs: Option<i32>,
+    pub session_pool_size: i32,
+    pub session_scope: SessionScope,
 }
 
 pub async fn service_exists(
@@ -70,6 +74,8 @@ pub async fn insert_service(
                 // Discovery just reached it.
                 last_seen_at: Some(chrono::Utc::now()),
                 call_timeout_secs: new.call_timeout_secs,
+                session_pool_size: new.session_pool_size,
+                session_scope: new.session_scope.as_str(),
             })
             .execute(conn)
             .await;
@@ -97,6 +103,8 @@ pub struct ServiceChange<'a> {
     /// A fresh discovery; the tools are replaced when they differ.
     pub discovered: Option<&'a DiscoveredServer>,
     pub call_timeout_secs: Option<Option<i32>>,
+    pub session_pool_size: Option<i32>,
+    pub session_scope: Option<SessionScope>,
 }
 
 /// What an update did.
@@ -117,6 +125,8 @@ struct ServiceChangeset<'a> {
     instructions: Option<Option<&'a str>>,
     last_seen_at: Option<chrono::DateTime<chrono::Utc>>,
     call_timeout_secs: Option<Option<i32>>,
+    session_pool_size: Option<i32>,
+    session_scope: Option<&'a str>,
     revision: i64,
 }
 
@@ -143,7 +153,13 @@ pub async fn update_service(
                 .is_some_and(|s| s.as_str() != current.service.status)
             || change
                 .call_timeout_secs
-                .is_some_and(|t| t != current.service.call_timeout_secs),
+                .is_some_and(|t| t != current.service.call_timeout_secs)
+            || change
+                .session_pool_size
+                .is_some_and(|s| s != current.service.session_pool_size)
+            || change
+                .session_scope
+                .is_some_and(|s| s.as_str() != current.service.session_scope),
         tools: change
             .discovered
             .is_some_and(|d| !same_tools(current, &d.tools)),
@@ -166,6 +182,8 @@ pub async fn update_service(
         instructions: discovered.map(|d| d.instructions.as_deref()),
         last_seen_at: discovered.map(|_| chrono::Utc::now()),
         call_timeout_secs: change.call_timeout_secs,
+        session_pool_size: change.session_pool_size,
+        session_scope: change.session_scope.map(SessionScope::as_str),
         revision: current.service.revision + 1,
     };
     let service_id = current.service.id;

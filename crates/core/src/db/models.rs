@@ -26,6 +26,8 @@ pub struct ServiceRow {
     pub last_error: Option<String>,
     pub last_checked_at: Option<DateTime<Utc>>,
     pub call_timeout_secs: Option<i32>,
+    pub session_pool_size: i32,
+    pub session_scope: String,
 }
 
 #[derive(Debug, Insertable)]
@@ -41,6 +43,8 @@ pub struct NewServiceRow<'a> {
     pub instructions: Option<&'a str>,
     pub last_seen_at: Option<DateTime<Utc>>,
     pub call_timeout_secs: Option<i32>,
+    pub session_pool_size: i32,
+    pub session_scope: &'a str,
 }
 
 #[derive(Debug, Clone, Queryable, Selectable, Identifiable)]

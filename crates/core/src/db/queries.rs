@@ -74,6 +74,8 @@ impl ServiceRecord {
             last_seen_at: service.last_seen_at,
             last_error: service.last_error.clone(),
             call_timeout_secs: service.call_timeout_secs,
+            session_pool_size: service.session_pool_size,
+            session_scope: crate::domain::SessionScope::parse(&service.session_scope),
             tools: with_tools.then(|| self.tool_views(endpoint_base)),
         })
     }

@@ -18,6 +18,8 @@ diesel::table! {
         last_error -> Nullable<Text>,
         last_checked_at -> Nullable<Timestamptz>,
         call_timeout_secs -> Nullable<Int4>,
+        session_pool_size -> Int4,
+        session_scope -> Text,
     }
 }
 

@@ -5,5 +5,7 @@ pub mod schema_hash;
 pub mod service;
 pub mod transport;
 
-pub use service::{DiscoveredServer, DiscoveredTool, ServiceStatus, ServiceView, ToolView};
+pub use service::{
+    DiscoveredServer, DiscoveredTool, ServiceStatus, ServiceView, SessionScope, ToolView,
+};
 pub use transport::TransportConfig;

@@ -73,8 +73,39 @@ pub struct ServiceView {
     pub last_error: Option<String>,
     /// The limit of one tool call, when it differs from the executor's default.
     pub call_timeout_secs: Option<i32>,
+    /// Sessions the executor keeps to the server, shared by callers.
+    pub session_pool_size: i32,
+    pub session_scope: SessionScope,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tools: Option<Vec<ToolView>>,
+}
+
+/// Who shares an MCP session with whom.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SessionScope {
+    /// Every caller shares the service's pool of sessions.
+    #[default]
+    Shared,
+    /// Each caller (principal, plus `X-Session-Key` when sent) has a session
+    /// of its own, closed after it has been idle a while: for stateful servers.
+    PerCaller,
+}
+
+impl SessionScope {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SessionScope::Shared => "shared",
+            SessionScope::PerCaller => "per_caller",
+        }
+    }
+
+    pub fn parse(text: &str) -> SessionScope {
+        match text {
+            "per_caller" => SessionScope::PerCaller,
+            _ => SessionScope::Shared,
+        }
+    }
 }
 
 /// A tool as the APIs show it. `endpoint` is the full URL of the executor

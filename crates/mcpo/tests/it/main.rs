@@ -17,6 +17,7 @@ mod registry;
 mod replicas;
 mod rotation;
 mod security;
+mod sessions;
 mod status;
 mod up;
 mod update;
