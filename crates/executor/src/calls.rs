@@ -9,7 +9,7 @@ use serde_json::{Map, Value};
 
 use crate::admission::Admission;
 use crate::error::ExecutorError;
-use crate::results;
+use crate::results::{self, Answer};
 use crate::routing::{RoutingTable, ToolRoute};
 use crate::sessions::{SessionError, Sessions};
 
@@ -37,7 +37,8 @@ impl Executor {
         body: &[u8],
         request_id: Option<&str>,
         caller: &CallerKeys,
-    ) -> Result<Value, ExecutorError> {
+        accept: Option<&str>,
+    ) -> Result<Answer, ExecutorError> {
         let arguments = parse_arguments(body)?;
         let mut route = self
             .routes
@@ -90,7 +91,7 @@ impl Executor {
             .call_tool(&tool.name, arguments, timeout, request_id)
             .await
         {
-            Ok(result) => results::to_answer(&tool.name, result),
+            Ok(result) => results::to_answer(tool, result, accept),
             Err(e) => {
                 if matches!(e, McpError::Closed) || session.is_closed() {
                     // Next call opens a fresh session; this one is not retried

@@ -18,6 +18,8 @@ pub enum ExecutorError {
     InvalidArguments(String),
     #[error("the arguments do not match the input schema of `{tool}`")]
     ArgumentsRejected { tool: String, errors: Vec<Value> },
+    #[error("the structured content of `{tool}` does not match its output schema")]
+    OutputRejected { tool: String, errors: Vec<Value> },
     #[error("the tool `{tool}` reported an error")]
     ToolError { tool: String, content: Vec<Value> },
     #[error("service `{service}` failed moments ago; it is retried in {retry_after:?}")]
@@ -52,6 +54,10 @@ impl From<ExecutorError> for ApiError {
             ExecutorError::ArgumentsRejected { ref errors, .. } => {
                 let details = json!({ "errors": errors });
                 ApiError::new(ErrorCode::InvalidArguments, e.to_string()).with_details(details)
+            }
+            ExecutorError::OutputRejected { ref errors, .. } => {
+                let details = json!({ "errors": errors });
+                ApiError::new(ErrorCode::UpstreamProtocolError, e.to_string()).with_details(details)
             }
             ExecutorError::ToolError { ref content, .. } => {
                 let details = json!({ "content": content });

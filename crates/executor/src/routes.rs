@@ -3,6 +3,7 @@ use mcpo_core::auth::Caller;
 use mcpo_core::ApiError;
 
 use crate::calls::{CallerKeys, Executor};
+use crate::results::Answer;
 
 /// Lets one principal keep several sessions of a `per_caller` service apart.
 pub const SESSION_KEY_HEADER: &str = "x-session-key";
@@ -24,10 +25,17 @@ async fn call_tool(
     caller.require_invoke(&service)?;
     let request_id = mcpo_core::http::request_id(&req);
     let keys = caller_keys(&caller, &req)?;
+    let accept = req
+        .headers()
+        .get(actix_web::http::header::ACCEPT)
+        .and_then(|v| v.to_str().ok());
     let answer = executor
-        .call(&service, &tool, &body, request_id.as_deref(), &keys)
+        .call(&service, &tool, &body, request_id.as_deref(), &keys, accept)
         .await?;
-    Ok(HttpResponse::Ok().json(answer))
+    Ok(match answer {
+        Answer::Json(value) => HttpResponse::Ok().json(value),
+        Answer::Bytes { mime, bytes } => HttpResponse::Ok().content_type(mime).body(bytes),
+    })
 }
 
 /// The principal's share of the limits, and its session: the principal,

@@ -38,6 +38,9 @@ pub struct ToolRoute {
     /// The input schema, compiled once per route version; `None` when the
     /// server's schema does not compile (the server then judges the arguments).
     pub validator: Option<Arc<jsonschema::Validator>>,
+    /// The output schema, compiled, when the tool declares one: structured
+    /// content that does not match it is the server's error, not a result.
+    pub output: Option<Arc<jsonschema::Validator>>,
 }
 
 impl ServiceRoute {
@@ -62,14 +65,16 @@ impl ServiceRoute {
                 .iter()
                 .filter_map(|t| {
                     let endpoint_name = t.tool.endpoint.rsplit('/').next()?;
-                    let validator = match jsonschema::validator_for(&t.schema.input_schema) {
+                    let compile = |schema: &serde_json::Value, what: &str| match jsonschema::validator_for(schema) {
                         Ok(validator) => Some(Arc::new(validator)),
                         Err(e) => {
-                            tracing::warn!(service = %record.service.name, tool = %t.tool.name, error = %e, "input schema does not compile; arguments go unchecked");
+                            tracing::warn!(service = %record.service.name, tool = %t.tool.name, error = %e, "{what} schema does not compile; it goes unchecked");
                             None
                         }
                     };
-                    Some((endpoint_name.to_owned(), ToolRoute { name: t.tool.name.clone(), validator }))
+                    let validator = compile(&t.schema.input_schema, "input");
+                    let output = t.schema.output_schema.as_ref().and_then(|s| compile(s, "output"));
+                    Some((endpoint_name.to_owned(), ToolRoute { name: t.tool.name.clone(), validator, output }))
                 })
                 .collect(),
         })

@@ -15,6 +15,7 @@ mod publisher;
 mod rbac;
 mod registry;
 mod replicas;
+mod results;
 mod rotation;
 mod security;
 mod sessions;
