@@ -108,17 +108,73 @@ impl From<ServiceError> for McpError {
     }
 }
 
-fn client_info() -> ClientConfig {
-    ClientConfig::new(
-        ClientCapabilities::default(),
-        Implementation::new("mcpo", env!("CARGO_PKG_VERSION")),
-    )
+/// Progress a server reported for a call in flight (`notifications/progress`).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Progress {
+    pub progress: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub total: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+/// Calls waiting for progress, by progress token.
+type ProgressRoutes = Arc<
+    std::sync::Mutex<
+        std::collections::HashMap<String, tokio::sync::mpsc::UnboundedSender<Progress>>,
+    >,
+>;
+
+/// Our side of a session: who we are, and where progress notifications go.
+#[derive(Clone)]
+struct McpoClient {
+    info: ClientConfig,
+    progress: ProgressRoutes,
+}
+
+impl rmcp::ClientHandler for McpoClient {
+    fn get_info(&self) -> ClientConfig {
+        self.info.clone()
+    }
+
+    fn on_progress(
+        &self,
+        params: rmcp::model::ProgressNotificationParam,
+        _context: rmcp::service::NotificationContext<RoleClient>,
+    ) -> impl std::future::Future<Output = ()> + rmcp::service::MaybeSendFuture + '_ {
+        let routes = self.progress.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(listener) = routes.get(&token_key(&params.progress_token)) {
+            let _ = listener.send(Progress {
+                progress: params.progress,
+                total: params.total,
+                message: params.message.clone(),
+            });
+        }
+        std::future::ready(())
+    }
+}
+
+fn token_key(token: &rmcp::model::ProgressToken) -> String {
+    match &token.0 {
+        rmcp::model::NumberOrString::Number(n) => n.to_string(),
+        rmcp::model::NumberOrString::String(s) => s.to_string(),
+    }
+}
+
+fn client_info() -> McpoClient {
+    McpoClient {
+        info: ClientConfig::new(
+            ClientCapabilities::default(),
+            Implementation::new("mcpo", env!("CARGO_PKG_VERSION")),
+        ),
+        progress: Default::default(),
+    }
 }
 
 /// An initialized MCP session. Cheap to share: calls go through `Peer`, which
 /// multiplexes concurrent requests over the one connection.
 pub struct McpSession {
-    running: RunningService<RoleClient, ClientConfig>,
+    running: RunningService<RoleClient, McpoClient>,
 }
 
 impl McpSession {
@@ -262,13 +318,16 @@ impl McpSession {
     }
 
     /// Calls a tool. `request_id` goes to the server in the request's `_meta`
-    /// (as `mcpo/requestId`), so its logs can be joined with ours.
+    /// (as `mcpo/requestId`), so its logs can be joined with ours. With
+    /// `progress`, the call carries a progress token and what the server
+    /// reports for it is sent there.
     pub async fn call_tool(
         &self,
         name: &str,
         arguments: Option<JsonObject>,
         timeout: Duration,
         request_id: Option<&str>,
+        progress: Option<tokio::sync::mpsc::UnboundedSender<Progress>>,
     ) -> Result<CallToolResult, McpError> {
         let mut params = CallToolRequestParams::new(name.to_owned());
         params.arguments = arguments;
@@ -277,11 +336,53 @@ impl McpSession {
             meta.0 .0.insert(REQUEST_ID_META_KEY.into(), id.into());
             params.meta = Some(meta);
         }
-        // Dropping the request future on timeout makes rmcp send `notifications/cancelled`.
-        tokio::time::timeout(timeout, self.peer().call_tool(params))
+        let calling = async {
+            match progress {
+                // Dropping this future (timeout, caller gone) makes rmcp send
+                // `notifications/cancelled`.
+                None => self.peer().call_tool(params).await.map_err(McpError::from),
+                Some(listener) => self.call_tool_with_progress(params, listener).await,
+            }
+        };
+        tokio::time::timeout(timeout, calling)
             .await
             .map_err(|_| McpError::Timeout(timeout))?
-            .map_err(McpError::from)
+    }
+
+    /// rmcp gives every request its own progress token; the listener is
+    /// registered under it as soon as the request is sent (progress cannot
+    /// arrive before the server has the request).
+    async fn call_tool_with_progress(
+        &self,
+        params: CallToolRequestParams,
+        listener: tokio::sync::mpsc::UnboundedSender<Progress>,
+    ) -> Result<CallToolResult, McpError> {
+        let request =
+            rmcp::model::ClientRequest::CallToolRequest(rmcp::model::CallToolRequest::new(params));
+        let handle = self
+            .peer()
+            .send_cancellable_request(request, rmcp::service::PeerRequestOptions::no_options())
+            .await?;
+        let _listening = ProgressListener::add(
+            &self.running.service().progress,
+            token_key(&handle.progress_token),
+            listener,
+        );
+        let mut abandoned = CancelOnDrop(Some((self.peer().clone(), handle.id.clone())));
+        let answer = handle.await_response().await;
+        abandoned.0 = None;
+        // Progress handlers run as tasks queued before the answer was
+        // delivered: let them run before the listener goes away.
+        for _ in 0..8 {
+            tokio::task::yield_now().await;
+        }
+        match answer? {
+            rmcp::model::ServerResult::CallToolResult(result) => Ok(result),
+            other => Err(McpError::Protocol(format!(
+                "expected a tool result, got {}",
+                serde_json::to_string(&other).unwrap_or_default()
+            ))),
+        }
     }
 
     /// Ends the session: closes the transport and, for stdio, stops the process.
@@ -290,6 +391,60 @@ impl McpSession {
             .running
             .close_with_timeout(Duration::from_secs(3))
             .await;
+    }
+}
+
+/// Tells the server a request was abandoned, unless disarmed.
+struct CancelOnDrop(Option<(Peer<RoleClient>, rmcp::model::RequestId)>);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        let Some((peer, id)) = self.0.take() else {
+            return;
+        };
+        let cancelled = rmcp::model::ClientNotification::CancelledNotification(
+            rmcp::model::CancelledNotification::new(rmcp::model::CancelledNotificationParam::new(
+                Some(id),
+                Some("the caller went away".into()),
+            )),
+        );
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                let _ = peer.send_notification(cancelled).await;
+            });
+        }
+    }
+}
+
+/// A progress route, removed when the call ends however it ends.
+struct ProgressListener {
+    routes: ProgressRoutes,
+    token: String,
+}
+
+impl ProgressListener {
+    fn add(
+        routes: &ProgressRoutes,
+        token: String,
+        listener: tokio::sync::mpsc::UnboundedSender<Progress>,
+    ) -> ProgressListener {
+        routes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(token.clone(), listener);
+        ProgressListener {
+            routes: routes.clone(),
+            token,
+        }
+    }
+}
+
+impl Drop for ProgressListener {
+    fn drop(&mut self) {
+        self.routes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&self.token);
     }
 }
 

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use mcpo_core::mcp::McpError;
+use mcpo_core::mcp::{McpError, Progress};
 use serde_json::{Map, Value};
 
 use crate::admission::Admission;
@@ -38,6 +38,7 @@ impl Executor {
         request_id: Option<&str>,
         caller: &CallerKeys,
         accept: Option<&str>,
+        progress: Option<tokio::sync::mpsc::UnboundedSender<Progress>>,
     ) -> Result<Answer, ExecutorError> {
         let arguments = parse_arguments(body)?;
         let mut route = self
@@ -88,7 +89,7 @@ impl Executor {
                 }
             })?;
         match session
-            .call_tool(&tool.name, arguments, timeout, request_id)
+            .call_tool(&tool.name, arguments, timeout, request_id, progress)
             .await
         {
             Ok(result) => results::to_answer(tool, result, accept),

@@ -3,6 +3,7 @@
 pub mod admission;
 pub mod calls;
 pub mod error;
+pub mod events;
 pub mod follower;
 pub mod results;
 pub mod routes;

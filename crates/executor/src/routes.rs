@@ -3,6 +3,7 @@ use mcpo_core::auth::Caller;
 use mcpo_core::ApiError;
 
 use crate::calls::{CallerKeys, Executor};
+use crate::events;
 use crate::results::Answer;
 
 /// Lets one principal keep several sessions of a `per_caller` service apart.
@@ -13,7 +14,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/tools/{service}/{tool}", web::post().to(call_tool));
 }
 
-/// Needs `tools:invoke` or `tools:invoke:{service}`.
+/// Needs `tools:invoke` or `tools:invoke:{service}`. With `Accept:
+/// text/event-stream` the answer is a stream of server-sent events: the
+/// server's progress as it comes, then the result (or the error).
 async fn call_tool(
     caller: Caller,
     executor: web::Data<Executor>,
@@ -23,18 +26,56 @@ async fn call_tool(
 ) -> Result<HttpResponse, ApiError> {
     let (service, tool) = path.into_inner();
     caller.require_invoke(&service)?;
-    let request_id = mcpo_core::http::request_id(&req);
-    let keys = caller_keys(&caller, &req)?;
-    let accept = req
-        .headers()
-        .get(actix_web::http::header::ACCEPT)
-        .and_then(|v| v.to_str().ok());
+    let request = CallRequest {
+        request_id: mcpo_core::http::request_id(&req),
+        keys: caller_keys(&caller, &req)?,
+        accept: req
+            .headers()
+            .get(actix_web::http::header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned),
+    };
+    if request.accept.as_deref().is_some_and(wants_events) {
+        return Ok(events::stream(
+            executor.into_inner(),
+            service,
+            tool,
+            body,
+            request,
+        ));
+    }
     let answer = executor
-        .call(&service, &tool, &body, request_id.as_deref(), &keys, accept)
+        .call(
+            &service,
+            &tool,
+            &body,
+            request.request_id.as_deref(),
+            &request.keys,
+            request.accept.as_deref(),
+            None,
+        )
         .await?;
     Ok(match answer {
         Answer::Json(value) => HttpResponse::Ok().json(value),
         Answer::Bytes { mime, bytes } => HttpResponse::Ok().content_type(mime).body(bytes),
+    })
+}
+
+/// What a call takes from its HTTP request.
+pub struct CallRequest {
+    pub request_id: Option<String>,
+    pub keys: CallerKeys,
+    pub accept: Option<String>,
+}
+
+fn wants_events(accept: &str) -> bool {
+    accept.split(',').any(|range| {
+        range
+            .split(';')
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .eq_ignore_ascii_case("text/event-stream")
     })
 }
 

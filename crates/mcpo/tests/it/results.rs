@@ -68,3 +68,69 @@ async fn structured_content_that_breaks_the_output_schema_is_a_bad_gateway() {
         serde_json::json!({ "sum": 3.0 })
     );
 }
+
+/// The events of a `text/event-stream` answer, as (name, data).
+fn events(text: &str) -> Vec<(String, Value)> {
+    text.split("\n\n")
+        .filter(|frame| !frame.trim().is_empty())
+        .map(|frame| {
+            let field = |name: &str| {
+                frame
+                    .lines()
+                    .find_map(|l| l.strip_prefix(name))
+                    .unwrap_or_default()
+                    .trim()
+                    .to_owned()
+            };
+            (
+                field("event:"),
+                serde_json::from_str(&field("data:")).unwrap(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn progress_streams_as_server_sent_events_before_the_result() {
+    let app = TestApp::spawn().await;
+    let tools = ToolsFile::new(&["echo", "countdown"]);
+    assert_eq!(
+        app.register(&crate::stdio_fixture("steps", Some(&tools.path)))
+            .await
+            .status(),
+        201
+    );
+    let stream = |body: Value| {
+        app.http
+            .post(format!("{}/tools/steps/countdown", app.executor_url))
+            .header("accept", "text/event-stream")
+            .json(&body)
+            .send()
+    };
+
+    let answer = stream(serde_json::json!({ "steps": 3 })).await.unwrap();
+    assert_eq!(answer.status(), 200);
+    assert_eq!(answer.headers()["content-type"], "text/event-stream");
+    let seen = events(&answer.text().await.unwrap());
+    let names: Vec<&str> = seen.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names, ["progress", "progress", "progress", "result"]);
+    assert_eq!(
+        seen[0].1,
+        serde_json::json!({ "progress": 1.0, "total": 3.0, "message": "step 1 of 3" })
+    );
+    assert_eq!(seen[3].1, "counted 3");
+
+    // An error once the call is under way is the last event, with its status.
+    let refused = stream(serde_json::json!({ "steps": 0 })).await.unwrap();
+    let seen = events(&refused.text().await.unwrap());
+    assert_eq!(seen.len(), 1);
+    assert_eq!(seen[0].0, "error");
+    assert_eq!(seen[0].1["status"], 422);
+    assert_eq!(seen[0].1["code"], "invalid_arguments");
+
+    // Without the header, the same call answers plain JSON.
+    let plain = app
+        .call_tool("steps", "countdown", &serde_json::json!({ "steps": 2 }))
+        .await;
+    assert_eq!(plain.json::<Value>().await.unwrap(), "counted 2");
+}
