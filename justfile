@@ -16,3 +16,8 @@ lint:
     cargo fmt --all -- --check
     cargo clippy --workspace --all-targets -- -D warnings
     bash scripts/lint-deploy.sh
+
+# Load test: the executor and mcpo (PyPI) in front of the fixture server, stdio
+# and streamable HTTP, 1/16/64 connections (BENCH_SECONDS, BENCH_CONNECTIONS, … in scripts/bench.sh).
+bench:
+    bash scripts/bench.sh

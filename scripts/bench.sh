@@ -47,6 +47,22 @@ WORK=$(mktemp -d "${TMPDIR:-/tmp}/mcpo-bench.XXXXXX")
 PIDS=()
 DATABASES=()
 
+# Deletes a JetStream stream (each `mcpo up` here has its own, named like its
+# database) through the JetStream API, with no NATS client installed.
+delete_stream() {
+  timeout 5 python3 - "$NATS_URL" "$1" <<'PY' >/dev/null 2>&1
+import socket, sys, urllib.parse
+url = urllib.parse.urlparse(sys.argv[1])
+s = socket.create_connection((url.hostname or "127.0.0.1", url.port or 4222), timeout=3)
+f = s.makefile("rb")
+f.readline()  # INFO
+s.sendall(("CONNECT {\"verbose\":false}\r\nSUB _INBOX.bench 1\r\n"
+           f"PUB $JS.API.STREAM.DELETE.{sys.argv[2]} _INBOX.bench 0\r\n\r\n").encode())
+while not f.readline().startswith(b"MSG"):
+    pass
+PY
+}
+
 cleanup() {
   local pid
   # Each process was started in a session of its own (setsid): its group
@@ -59,6 +75,7 @@ cleanup() {
   local db
   for db in "${DATABASES[@]}"; do
     psql "$DB_BASE/postgres" -q -c "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)" >/dev/null 2>&1 || true
+    delete_stream "$db" || true
   done
   rm -rf "$WORK"
 }

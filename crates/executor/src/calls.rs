@@ -13,6 +13,14 @@ use crate::results::{self, Answer};
 use crate::routing::{RoutingTable, ToolRoute};
 use crate::sessions::{SessionError, Sessions};
 
+/// What a call takes from its HTTP request.
+pub struct CallRequest {
+    pub request_id: Option<String>,
+    pub keys: CallerKeys,
+    /// The `Accept` header: raw bytes for an image or audio result it names.
+    pub accept: Option<String>,
+}
+
 /// Who is calling, as the executor counts it.
 pub struct CallerKeys {
     /// Whose share of the call limits a call uses.
@@ -29,17 +37,16 @@ pub struct Executor {
 }
 
 impl Executor {
-    #[tracing::instrument(skip(self, body, caller), fields(service = %service, tool = %endpoint_name, caller = %caller.share))]
+    #[tracing::instrument(skip(self, body, request, progress), fields(service = %service, tool = %endpoint_name, caller = %request.keys.share))]
     pub async fn call(
         &self,
         service: &str,
         endpoint_name: &str,
         body: &[u8],
-        request_id: Option<&str>,
-        caller: &CallerKeys,
-        accept: Option<&str>,
+        request: &CallRequest,
         progress: Option<tokio::sync::mpsc::UnboundedSender<Progress>>,
     ) -> Result<Answer, ExecutorError> {
+        let caller = &request.keys;
         let arguments = parse_arguments(body)?;
         let mut route = self
             .routes
@@ -89,10 +96,16 @@ impl Executor {
                 }
             })?;
         match session
-            .call_tool(&tool.name, arguments, timeout, request_id, progress)
+            .call_tool(
+                &tool.name,
+                arguments,
+                timeout,
+                request.request_id.as_deref(),
+                progress,
+            )
             .await
         {
-            Ok(result) => results::to_answer(tool, result, accept),
+            Ok(result) => results::to_answer(tool, result, request.accept.as_deref()),
             Err(e) => {
                 if matches!(e, McpError::Closed) || session.is_closed() {
                     // Next call opens a fresh session; this one is not retried

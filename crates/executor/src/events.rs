@@ -13,9 +13,9 @@ use mcpo_core::ApiError;
 use serde_json::json;
 use tokio::sync::mpsc;
 
+use crate::calls::CallRequest;
 use crate::calls::Executor;
 use crate::results::Answer;
-use crate::routes::CallRequest;
 
 enum Event {
     Progress(Progress),
@@ -49,16 +49,13 @@ pub fn stream(
         }
     });
     let call = actix_web::rt::spawn(async move {
+        // Bytes are for a client that asked for them, not for an event stream.
+        let request = CallRequest {
+            accept: None,
+            ..request
+        };
         let answer = executor
-            .call(
-                &service,
-                &tool,
-                &body,
-                request.request_id.as_deref(),
-                &request.keys,
-                None,
-                Some(progress),
-            )
+            .call(&service, &tool, &body, &request, Some(progress))
             .await;
         // Progress sent before the answer goes out first.
         let _ = forward.await;

@@ -2,7 +2,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use mcpo_core::auth::Caller;
 use mcpo_core::ApiError;
 
-use crate::calls::{CallerKeys, Executor};
+use crate::calls::{CallRequest, CallerKeys, Executor};
 use crate::events;
 use crate::results::Answer;
 
@@ -45,27 +45,12 @@ async fn call_tool(
         ));
     }
     let answer = executor
-        .call(
-            &service,
-            &tool,
-            &body,
-            request.request_id.as_deref(),
-            &request.keys,
-            request.accept.as_deref(),
-            None,
-        )
+        .call(&service, &tool, &body, &request, None)
         .await?;
     Ok(match answer {
         Answer::Json(value) => HttpResponse::Ok().json(value),
         Answer::Bytes { mime, bytes } => HttpResponse::Ok().content_type(mime).body(bytes),
     })
-}
-
-/// What a call takes from its HTTP request.
-pub struct CallRequest {
-    pub request_id: Option<String>,
-    pub keys: CallerKeys,
-    pub accept: Option<String>,
 }
 
 fn wants_events(accept: &str) -> bool {
