@@ -20,7 +20,7 @@
 //! | `MCPO_AUTH` | `enabled`, or `disabled` for local use only (every caller may do everything) | `enabled` |
 //! | `MCPO_AUTH_ISSUER` | OIDC issuer whose access tokens are accepted; unset: API keys only | none |
 //! | `MCPO_AUTH_AUDIENCE` | the `aud` tokens must carry (required with an issuer) | none |
-//! | `MCPO_AUTH_PERMISSIONS_CLAIM` | claim holding permissions (array or space-separated); `scope` is read too | `permissions` |
+//! | `MCPO_AUTH_PERMISSIONS_CLAIM` | the one claim holding permissions (array or space-separated): `permissions` (Auth0 RBAC) or `scope` | `permissions` |
 //! | `MCPO_AUTH_LEEWAY_SECS` | clock skew allowed on `exp`/`nbf` | `30` |
 //! | `MCPO_AUTH_JWKS_TTL_SECS` | how long the issuer's keys are used before refetching | `3600` |
 //! | `MCPO_AUTH_JWKS_MIN_REFRESH_SECS` | least time between refetches caused by unknown `kid`s | `30` |

@@ -498,6 +498,14 @@ impl reqwest::dns::Resolve for PolicyResolver {
 /// (`node`, `python`) allows whatever that interpreter can be told to do.
 const EXEC_ENV_NAMES: &[&str] = &[
     "PATH",
+    // Where programs find their configuration (`.npmrc`, user-site `.pth`
+    // files, `uv.toml`, `.gitconfig`), and what MCPO passes itself.
+    "HOME",
+    "USER",
+    "LOGNAME",
+    "TMPDIR",
+    // Python starts a browser command from `webbrowser` when told to.
+    "BROWSER",
     "NODE_OPTIONS",
     "NODE_PATH",
     "PYTHONPATH",
@@ -543,6 +551,11 @@ const EXEC_ENV_PREFIXES: &[&str] = &[
     "UV_",
     "PIP_",
     "LUA_INIT",
+    // Every interpreter's own switches, whatever their names.
+    "PYTHON",
+    "NODE_",
+    "XDG_",
+    "COREPACK_",
 ];
 
 fn changes_execution(name: &str) -> bool {
@@ -552,6 +565,10 @@ fn changes_execution(name: &str) -> bool {
         return true;
     }
     let name = name.to_ascii_uppercase();
+    // Only says which mode a Node program runs in.
+    if name == "NODE_ENV" {
+        return false;
+    }
     EXEC_ENV_NAMES.contains(&name.as_str())
         || EXEC_ENV_PREFIXES
             .iter()
@@ -1273,6 +1290,11 @@ mod tests {
             "PIP_INDEX_URL",
             "PATH=/tmp",
             "",
+            "HOME",
+            "XDG_CONFIG_HOME",
+            "PYTHONWARNINGS",
+            "BROWSER",
+            "NODE_EXTRA_CA_CERTS",
         ] {
             assert_eq!(
                 policy.check("npx", &[], &env(&["API_KEY", name])),
@@ -1284,14 +1306,7 @@ mod tests {
             policy.check(
                 "npx",
                 &[],
-                &env(&[
-                    "API_KEY",
-                    "GITHUB_TOKEN",
-                    "HOME",
-                    "LOG_LEVEL",
-                    "NODE_ENV",
-                    "PATHS"
-                ])
+                &env(&["API_KEY", "GITHUB_TOKEN", "LOG_LEVEL", "NODE_ENV", "PATHS"])
             ),
             Ok(())
         );

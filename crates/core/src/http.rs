@@ -241,10 +241,11 @@ async fn healthz() -> HttpResponse {
 }
 
 async fn readyz(readiness: web::Data<Readiness>) -> Result<HttpResponse, ApiError> {
-    let database = crate::db::ping(&readiness.pool)
-        .await
-        .err()
-        .map(|e| e.to_string());
+    // Probes answer without credentials: the cause goes to the log only.
+    let database = crate::db::ping(&readiness.pool).await.err().map(|e| {
+        tracing::warn!(error = %e, "readiness: database unreachable");
+        "unreachable".to_owned()
+    });
     let nats = (!readiness.bus.is_connected()).then(|| "not connected".to_owned());
     if database.is_none() && (nats.is_none() || !readiness.require_nats) {
         return Ok(HttpResponse::Ok().json(

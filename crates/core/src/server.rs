@@ -95,6 +95,15 @@ impl Dependencies {
     }
 }
 
+/// Keeps stdio servers (which run as our user) from reading this process's
+/// memory and `/proc/<pid>/environ`, where the database URL and the secret
+/// keys are: a process that is not dumpable is only readable by root.
+pub fn protect_process() {
+    if let Err(e) = nix::sys::prctl::set_dumpable(false) {
+        tracing::warn!(error = %e, "cannot mark the process as not dumpable");
+    }
+}
+
 /// The body of every service binary: read settings, start logging, run, and
 /// turn an error into a log line and a failing exit code.
 pub async fn run_binary<F, Fut>(name: &str, run: F) -> std::process::ExitCode
@@ -110,6 +119,7 @@ where
         }
     };
     crate::telemetry::init(settings.log_format);
+    protect_process();
     match run(settings).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {

@@ -11,6 +11,7 @@ pub const DEMO_SERVICE: &str = "demo";
 pub async fn up(demo: bool) -> anyhow::Result<()> {
     let mut settings = Settings::from_env()?;
     mcpo_core::telemetry::init(settings.log_format);
+    mcpo_core::server::protect_process();
     let key_file = match settings.secret_keys {
         Some(_) => None,
         None => {

@@ -513,7 +513,10 @@ impl Registry {
         caller: &Caller,
     ) -> Result<RefreshOutcome, RegistryError> {
         let current = self.find(name).await?;
-        let discovered = self.discover(&self.open_transport(&current)?, name).await?;
+        let stored = self.open_transport(&current)?;
+        // Refreshing a stdio service starts its command here.
+        authorize_transport(caller, &stored)?;
+        let discovered = self.discover(&stored, name).await?;
         let change = ServiceChange {
             discovered: Some(&discovered),
             ..Default::default()
@@ -545,14 +548,19 @@ impl Registry {
         update.validate()?;
         let current = self.find(name).await?;
         let stored = self.open_transport(&current)?;
+        // Anything about a stdio service (even enabling it or its sessions)
+        // decides what runs on our hosts.
+        authorize_transport(caller, &stored)?;
         if let Some(transport) = &mut update.transport {
             // A transport read back from GET carries `[redacted]` values:
-            // they mean "keep what is stored".
-            *transport = restore_redacted(transport, &stored);
+            // they mean "keep what is stored", but only for the same
+            // destination; a stored secret never goes anywhere new.
+            if same_destination(transport, &stored) {
+                *transport = restore_redacted(transport, &stored);
+            }
             check_secret_values(transport)?;
             if *transport != stored {
                 authorize_transport(caller, transport)?;
-                authorize_transport(caller, &stored)?;
             }
         }
         let precondition_failed = || RegistryError::PreconditionFailed {
@@ -778,6 +786,29 @@ fn check_secret_values(transport: &TransportConfig) -> Result<(), RegistryError>
             format!("must be the real value, not `{REDACTED}` or a sealed value"),
         )),
         None => Ok(()),
+    }
+}
+
+/// The same server: the same URL, or the same command line.
+fn same_destination(new: &TransportConfig, old: &TransportConfig) -> bool {
+    match (new, old) {
+        (
+            TransportConfig::StreamableHttp { url: a, .. },
+            TransportConfig::StreamableHttp { url: b, .. },
+        ) => a == b,
+        (
+            TransportConfig::Stdio {
+                command: a,
+                args: x,
+                ..
+            },
+            TransportConfig::Stdio {
+                command: b,
+                args: y,
+                ..
+            },
+        ) => a == b && x == y,
+        _ => false,
     }
 }
 

@@ -75,7 +75,7 @@ struct IssuerKey {
 }
 
 struct Shared {
-    issuer: String,
+    issuer: Mutex<String>,
     keys: Mutex<Vec<IssuerKey>>,
     jwks_fetches: AtomicUsize,
     next_rsa: AtomicUsize,
@@ -83,6 +83,10 @@ struct Shared {
 }
 
 impl Shared {
+    fn issuer(&self) -> String {
+        self.issuer.lock().unwrap().clone()
+    }
+
     fn next_kid(&self, alg: KeyAlg) -> String {
         let counter = match alg {
             KeyAlg::Rs256 => &self.next_rsa,
@@ -103,7 +107,7 @@ impl Shared {
     }
 
     fn discovery(&self) -> Value {
-        let issuer = &self.issuer;
+        let issuer = self.issuer();
         json!({
             "issuer": issuer,
             "jwks_uri": format!("{issuer}/jwks.json"),
@@ -135,7 +139,7 @@ impl TestIssuer {
         let listener = TcpListener::bind(("127.0.0.1", 0)).expect("bind test issuer");
         let addr = listener.local_addr().expect("test issuer address");
         let shared = Arc::new(Shared {
-            issuer: format!("http://{addr}"),
+            issuer: Mutex::new(format!("http://{addr}")),
             keys: Mutex::new(Vec::new()),
             jwks_fetches: AtomicUsize::new(0),
             next_rsa: AtomicUsize::new(0),
@@ -168,20 +172,26 @@ impl TestIssuer {
         issuer
     }
 
+    /// Makes discovery and new tokens name `url` as the issuer: for tests
+    /// that put a proxy in front of this issuer.
+    pub fn advertise_as(&self, url: &str) {
+        *self.shared.issuer.lock().unwrap() = url.trim_end_matches('/').to_owned();
+    }
+
     /// The issuer identifier: the base URL without trailing slash, e.g.
     /// `http://127.0.0.1:41234`. This is the `iss` of its tokens.
     pub fn issuer(&self) -> String {
-        self.shared.issuer.clone()
+        self.shared.issuer()
     }
 
     /// `{issuer}/.well-known/openid-configuration`.
     pub fn discovery_url(&self) -> String {
-        format!("{}/.well-known/openid-configuration", self.shared.issuer)
+        format!("{}/.well-known/openid-configuration", self.shared.issuer())
     }
 
     /// `{issuer}/jwks.json`.
     pub fn jwks_uri(&self) -> String {
-        format!("{}/jwks.json", self.shared.issuer)
+        format!("{}/jwks.json", self.shared.issuer())
     }
 
     /// How many JWKS requests have been served so far.
@@ -231,7 +241,7 @@ impl TestIssuer {
     pub fn claims(&self, audience: &str, permissions: &[&str]) -> Value {
         let now = now();
         json!({
-            "iss": self.shared.issuer,
+            "iss": self.shared.issuer(),
             "aud": audience,
             "sub": format!("user-{}", uuid::Uuid::new_v4().simple()),
             "iat": now,

@@ -57,7 +57,8 @@ pub fn prefix_of(key: &str) -> Option<&str> {
     .then_some(prefix)
 }
 
-/// Checks keys against Postgres, remembering good ones for `ttl`: a revoked
+/// Checks keys against Postgres, remembering good ones for `ttl` (or until
+/// they expire): a revoked
 /// key stops working everywhere within `ttl` (at once in the registry, which
 /// forgets it when revoking).
 pub struct ApiKeys {
@@ -81,8 +82,8 @@ impl ApiKeys {
         };
         let prefix = prefix_of(key).ok_or_else(refused)?;
         let hashed = hash(key);
-        if let Some((principal, at)) = self.cache.lock().expect("not poisoned").get(&hashed) {
-            if at.elapsed() < self.ttl {
+        if let Some((principal, until)) = self.cache.lock().expect("not poisoned").get(&hashed) {
+            if Instant::now() < *until {
                 return Ok(principal.clone());
             }
         }
@@ -116,12 +117,18 @@ impl ApiKeys {
         let mut cache = self.cache.lock().expect("not poisoned");
         // Bounded: expired entries go first, and a cache this full means a flood.
         if cache.len() >= 10_000 {
-            cache.retain(|_, (_, at)| at.elapsed() < self.ttl);
+            let now = Instant::now();
+            cache.retain(|_, (_, until)| now < *until);
             if cache.len() >= 10_000 {
                 cache.clear();
             }
         }
-        cache.insert(hashed, (principal.clone(), Instant::now()));
+        // Trusted until the cache time passes, or the key expires if sooner.
+        let left = row
+            .expires_at
+            .and_then(|at| (at - now).to_std().ok())
+            .map_or(self.ttl, |left| left.min(self.ttl));
+        cache.insert(hashed, (principal.clone(), Instant::now() + left));
         Ok(principal)
     }
 

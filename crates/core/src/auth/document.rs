@@ -69,7 +69,7 @@ pub fn add_security(document: &mut Value, error_schema: &str) {
             "type": "http",
             "scheme": "bearer",
             "bearerFormat": "JWT or MCPO API key",
-            "description": "An OAuth2 access token from the configured issuer (permissions in its `permissions` claim or `scope`), or an MCPO API key (`mcpo_…`)."
+            "description": "An OAuth2 access token from the configured issuer (permissions in the claim the deployment configures, `permissions` by default), or an MCPO API key (`mcpo_…`)."
         },
         "api_key": {
             "type": "apiKey",

@@ -207,6 +207,13 @@ impl JwtVerifier {
             .and_then(Value::as_str)
             .ok_or("the discovery document has no `issuer`")?
             .to_owned();
+        // OIDC Discovery §4.3: the document must be the configured issuer's.
+        if issuer.trim_end_matches('/') != self.settings.issuer.trim_end_matches('/') {
+            return Err(format!(
+                "the discovery document names the issuer `{issuer}`, not the configured `{}`",
+                self.settings.issuer
+            ));
+        }
         let jwks_uri = discovery
             .get("jwks_uri")
             .and_then(Value::as_str)
@@ -306,20 +313,17 @@ fn verifying_key(jwk: &Jwk) -> Option<VerifyingKey> {
     })
 }
 
-/// Permissions from the configured claim (an array, or a space-separated
-/// string) and from `scope`.
+/// Permissions from the configured claim only (an array, or a space-separated
+/// string such as `scope`): with some providers a client may ask for any
+/// scope, so `scope` counts only when it is the claim an operator chose.
 fn grants_of(claims: &Map<String, Value>, claim: &str) -> Grants {
-    let mut grants = Vec::new();
-    for name in [claim, "scope"] {
-        match claims.get(name) {
-            Some(Value::Array(items)) => {
-                grants.extend(items.iter().filter_map(Value::as_str).map(str::to_owned))
-            }
-            Some(Value::String(text)) => grants.extend(text.split_whitespace().map(str::to_owned)),
-            _ => {}
+    match claims.get(claim) {
+        Some(Value::Array(items)) => {
+            Grants::new(items.iter().filter_map(Value::as_str).map(str::to_owned))
         }
+        Some(Value::String(text)) => Grants::new(text.split_whitespace().map(str::to_owned)),
+        _ => Grants::default(),
     }
-    Grants::new(grants)
 }
 
 /// What went wrong, in words, without quoting the token.
@@ -347,14 +351,17 @@ mod tests {
     use super::*;
 
     #[test]
-    fn grants_come_from_the_claim_and_scope() {
+    fn grants_come_from_the_configured_claim_only() {
         let claims = serde_json::json!({
             "permissions": ["registry:read"],
             "scope": "openid tools:invoke",
         });
         let grants = grants_of(claims.as_object().unwrap(), "permissions");
         assert!(grants.allows(super::super::Permission::RegistryRead));
-        assert!(grants.allows(super::super::Permission::ToolsInvoke));
+        assert!(!grants.allows(super::super::Permission::ToolsInvoke));
+        let scoped = grants_of(claims.as_object().unwrap(), "scope");
+        assert!(scoped.allows(super::super::Permission::ToolsInvoke));
+        assert!(!scoped.allows(super::super::Permission::RegistryRead));
         let custom = serde_json::json!({ "https://mcpo/roles": "registry:admin" });
         assert!(grants_of(custom.as_object().unwrap(), "https://mcpo/roles")
             .allows(super::super::Permission::RegistryAdmin));

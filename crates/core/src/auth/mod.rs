@@ -73,7 +73,7 @@ impl From<AuthError> for ApiError {
             AuthError::InvalidToken(reason) => {
                 ApiError::new(ErrorCode::InvalidToken, reason.clone()).with_challenge(format!(
                     "Bearer realm=\"{REALM}\", error=\"invalid_token\", error_description=\"{}\"",
-                    reason.replace(['"', '\\'], "'")
+                    header_safe(&reason)
                 ))
             }
             AuthError::Forbidden { required } => ApiError::new(
@@ -94,6 +94,19 @@ impl From<AuthError> for ApiError {
             }
         }
     }
+}
+
+/// Text fit for a quoted header parameter: printable ASCII without quotes or
+/// backslashes (a token's `kid` is echoed in messages), at most 200 characters.
+fn header_safe(text: &str) -> String {
+    text.chars()
+        .map(|c| match c {
+            '"' | '\\' => '\'',
+            c if c.is_ascii_graphic() || c == ' ' => c,
+            _ => '?',
+        })
+        .take(200)
+        .collect()
 }
 
 /// Turns credentials into a principal. One per process, shared by workers.

@@ -545,6 +545,8 @@ async fn requests_arriving_during_a_key_fetch_wait_for_it() {
         .unwrap();
     let proxy = HeldProxy::start(target).await;
     let proxy_url = proxy.url.clone();
+    // The proxy stands for the issuer: discovery names it, tokens carry it.
+    issuer.advertise_as(&proxy_url);
     // Discovery goes through the slow proxy; the rate limit is production's.
     let app = TestApp::spawn_with(oidc(move |o| {
         o.issuer = proxy_url;
@@ -588,10 +590,26 @@ async fn requests_arriving_during_a_key_fetch_wait_for_it() {
 }
 
 #[tokio::test]
-async fn permissions_can_come_from_the_scope_claim() {
+async fn permissions_come_from_the_configured_claim_only() {
+    // By default `permissions`: a `scope` a client asked for grants nothing.
     let app = TestApp::spawn().await;
     let mut claims = app.issuer.claims(AUDIENCE, &[]);
     claims.as_object_mut().unwrap().remove("permissions");
+    claims["scope"] = json!("openid profile registry:read");
+    let token = app.issuer.token(claims.clone());
+    assert_permission_denied(&list_services(&app, &token).await, &token, "registry:read");
+
+    // Configured to read `scope`, the same token may read.
+    let app = TestApp::spawn_with(|settings| {
+        if let mcpo_core::auth::AuthSettings::Enforced {
+            oidc: Some(oidc), ..
+        } = &mut settings.auth
+        {
+            oidc.permissions_claim = "scope".into();
+        }
+    })
+    .await;
+    let mut claims = app.issuer.claims(AUDIENCE, &[]);
     claims["scope"] = json!("openid profile registry:read");
     let token = app.issuer.token(claims);
     assert_ok(&list_services(&app, &token).await);
@@ -620,7 +638,7 @@ async fn unknown_permissions_grant_nothing() {
     );
 
     let mut claims = app.issuer.claims(AUDIENCE, &[]);
-    claims["scope"] = json!("registry:* openapi:*");
+    claims["permissions"] = json!("registry:* openapi:*");
     let token = app.issuer.token(claims);
     assert_permission_denied(&list_services(&app, &token).await, &token, "registry:read");
     let answer = send(
@@ -630,4 +648,16 @@ async fn unknown_permissions_grant_nothing() {
     )
     .await;
     assert_permission_denied(&answer, &token, "openapi:read");
+}
+
+/// OIDC Discovery §4.3: a discovery document naming another issuer is not
+/// trusted, so no key from it verifies anything.
+#[tokio::test]
+async fn a_discovery_document_for_another_issuer_is_not_trusted() {
+    let app = TestApp::spawn().await;
+    let token = app.token(&["registry:read"]);
+    app.issuer.advertise_as("https://impostor.example");
+    let answer = list_services(&app, &token).await;
+    assert_eq!(answer.status, 503, "{answer:?}");
+    assert_eq!(answer.body["code"], "auth_unavailable");
 }

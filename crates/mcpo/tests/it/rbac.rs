@@ -425,7 +425,15 @@ fn judge(
 #[tokio::test]
 async fn every_route_of_every_service_answers_each_role_as_declared() {
     let app = TestApp::spawn().await;
-    assert_eq!(app.register(&stdio_fixture("fx", None)).await.status(), 201);
+    // Over HTTP: a stdio service needs `registry:admin` for any change, which
+    // the stdio tests below cover; here the routes' own permissions show.
+    let fixture = FixtureHttp::start(None).await;
+    assert_eq!(
+        app.register(&json!({ "name": "fx", "transport": fixture.transport() }))
+            .await
+            .status(),
+        201
+    );
     // The executor and publisher follow registrations through events: wait
     // until both know fx, so an allowed caller gets a definite 200.
     app.wait_for_openapi(|doc| doc["paths"].get("/tools/fx/echo").is_some())
@@ -621,15 +629,23 @@ async fn stdio_servers_and_secrets_need_registry_admin() {
         "{web_now:#}"
     );
 
-    // Its description, and its transport sent back unchanged, are not.
-    let described = patch("fx", json!({ "description": "by a writer" }))
+    // Nor anything else about a stdio service: enabling it, its sessions,
+    // even its description, or a refresh (which starts its command).
+    for change in [
+        json!({ "description": "by a writer" }),
+        json!({ "enabled": false }),
+        json!({ "session_pool_size": 16 }),
+        json!({ "transport": fx["transport"] }),
+    ] {
+        let refused = patch("fx", change.clone()).await.unwrap();
+        assert_eq!(refused.status(), 403, "{change}");
+    }
+    let refreshed = writer
+        .post(format!("{}{SERVICES}/fx/refresh", app.registry_url))
+        .send()
         .await
         .unwrap();
-    assert_eq!(described.status(), 200);
-    let same = patch("fx", json!({ "transport": fx["transport"] }))
-        .await
-        .unwrap();
-    assert_eq!(same.status(), 200, "{}", same.text().await.unwrap());
+    assert_eq!(refreshed.status(), 403);
     // Nor moving an HTTP service to another URL.
     let moved_to = FixtureHttp::start(None).await;
     let moved = patch("web", json!({ "transport": moved_to.transport() }))

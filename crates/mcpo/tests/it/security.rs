@@ -1100,3 +1100,62 @@ async fn no_secret_reaches_any_log_line_even_at_trace_level() {
     );
     delete_stream(&id).await;
 }
+
+/// A stored secret never goes to a new destination: `[redacted]` keeps the
+/// stored value only for the same URL, so a writer cannot move a service to
+/// a server of theirs and have MCPO send it the stored header.
+#[tokio::test]
+async fn a_redacted_secret_is_not_carried_to_a_new_url() {
+    let app = TestApp::spawn().await;
+    let fixture = mcpo_test_support::FixtureHttp::start(None).await;
+    let secret = format!("Bearer sk-{}", uuid::Uuid::new_v4().simple());
+    let mut transport = fixture.transport();
+    transport["headers"] = serde_json::json!({ "Authorization": secret });
+    assert_eq!(
+        app.register(&serde_json::json!({ "name": "web", "transport": transport }))
+            .await
+            .status(),
+        201
+    );
+    let shown: serde_json::Value = app
+        .registry_get("/api/v1/mcpo/services/web")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let elsewhere = mcpo_test_support::FixtureHttp::start(None).await;
+    let mut moved = shown["transport"].clone();
+    moved["url"] = elsewhere.transport()["url"].clone();
+    let writer = app.client_with(&["registry:write"]);
+    let answer = writer
+        .patch(format!("{}/api/v1/mcpo/services/web", app.registry_url))
+        .json(&serde_json::json!({ "transport": moved }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 422);
+    let body: serde_json::Value = answer.json().await.unwrap();
+    assert_eq!(
+        body["details"]["field"], "transport.headers.Authorization",
+        "{body}"
+    );
+
+    // Sent back to the same URL, the placeholder keeps the stored value.
+    let kept = writer
+        .patch(format!("{}/api/v1/mcpo/services/web", app.registry_url))
+        .json(&serde_json::json!({ "transport": shown["transport"], "description": "same place" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(kept.status(), 200);
+    let exported: serde_json::Value = app
+        .registry_get("/api/v1/mcpo/services:export?include_secrets=true")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        exported["mcpServers"]["web"]["headers"]["Authorization"],
+        secret
+    );
+}
