@@ -7,6 +7,7 @@ mod cancellation;
 mod events;
 mod executor;
 mod failures;
+mod hostile;
 mod http;
 mod import;
 mod listing;
