@@ -289,20 +289,30 @@ if [ "$MANY_SERVICES" -gt 0 ]; then
   log "RSS: a fresh mcpo up with $MANY_SERVICES services (the HTTP fixture, registered under as many names)"
   start_mcpo mcpo-many "${RUN_ID}_many" "$REG2_PORT" "$EXE2_PORT" "$PUB2_PORT"
   MANY_PID=$STARTED
-  MANY_START_RSS=$(status_kib "$MANY_PID" VmRSS)
+  MANY_START_RSS=$(status_kib "$MANY_PID" VmRSS) MANY_START_THR=$(status_kib "$MANY_PID" Threads)
   for i in $(seq -f '%03g' 1 "$MANY_SERVICES"); do
     register "$REG2_PORT" "svc-$i" "$FIX_URL"
   done
-  MANY_REG_RSS=$(status_kib "$MANY_PID" VmRSS)
+  MANY_REG_RSS=$(status_kib "$MANY_PID" VmRSS) MANY_REG_THR=$(status_kib "$MANY_PID" Threads)
   # One call each: the executor opens a session per service on first use.
   for i in $(seq -f '%03g' 1 "$MANY_SERVICES"); do
     wait_ok mcpo-many "$MANY_PID" "http://127.0.0.1:$EXE2_PORT/tools/svc-$i/echo" '{"message":"hi"}'
   done
-  MANY_CALLED_RSS=$(status_kib "$MANY_PID" VmRSS)
+  MANY_CALLED_RSS=$(status_kib "$MANY_PID" VmRSS) MANY_CALLED_THR=$(status_kib "$MANY_PID" Threads)
   MANY_HWM=$(status_kib "$MANY_PID" VmHWM)
 fi
 
 # --- report --------------------------------------------------------------------
+
+mcpo_version() {
+  if [ -n "${MCPO_BIN:-}" ]; then
+    echo "the binary $BIN"
+  elif git rev-parse --git-dir >/dev/null 2>&1; then
+    echo "release build of $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- crates Cargo.toml Cargo.lock || echo ' with uncommitted changes')"
+  else
+    echo "release build"
+  fi
+}
 
 report() {
   echo "# MCPO benchmark, $(date -u +%Y-%m-%dT%H:%MZ)"
@@ -310,8 +320,7 @@ report() {
   echo "Machine: $(nproc) cores, $(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)," \
     "$(awk '/^MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo), $(uname -sr);" \
     "load generator, proxies and fixture server all on it."
-  echo "MCPO: \`mcpo up\` (registry, executor, publisher in one process), release build of" \
-    "$(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet HEAD 2>/dev/null || echo ' (with uncommitted changes)')."
+  echo "MCPO: \`mcpo up\` (registry, executor, publisher in one process), $(mcpo_version)."
   if [ "$WITH_PYTHON" = 1 ]; then
     echo "mcpo: $("$VENV/bin/pip" freeze 2>/dev/null | grep -E '^(mcpo|mcp|fastapi|uvicorn)==' | tr '\n' ' ')on $("$VENV/bin/python" --version)."
   fi
@@ -326,8 +335,9 @@ report() {
     printf "| %s | %s | %d | %.0f | %.2f | %.2f | %.3f | %d |\n", $1, $2, $3, rps, $6 / 1000, $7 / 1000, cpu, $8 + $9
   }' "$RESULTS"
   echo
-  echo "Peak RSS (VmHWM) after the load: MCPO \`mcpo up\` $(mib "$MCPO_HWM") MiB" \
-    "$([ "$WITH_PYTHON" = 1 ] && echo "; mcpo (Python process) $(mib "$PY_HWM") MiB")."
+  printf 'Peak RSS (VmHWM) after the load: MCPO `mcpo up` %s MiB' "$(mib "$MCPO_HWM")"
+  [ "$WITH_PYTHON" = 1 ] && printf '; mcpo (the Python process) %s MiB' "$(mib "$PY_HWM")"
+  printf '.\n'
   if [ "$WITH_PYTHON" = 1 ]; then
     echo
     echo "## MCPO / mcpo"
@@ -350,12 +360,12 @@ report() {
     echo "A fresh \`mcpo up\` (no demo), the HTTP fixture registered $MANY_SERVICES times under different names."
     echo "The process also runs the registry and the publisher, so this bounds the executor's share from above."
     echo
-    echo "| when | RSS MiB |"
-    echo "|---|---:|"
-    echo "| started | $(mib "$MANY_START_RSS") |"
-    echo "| $MANY_SERVICES services registered | $(mib "$MANY_REG_RSS") |"
-    echo "| after one call to each (a session open per service) | $(mib "$MANY_CALLED_RSS") |"
-    echo "| peak (VmHWM) | $(mib "$MANY_HWM") |"
+    echo "| when | RSS MiB | threads |"
+    echo "|---|---:|---:|"
+    echo "| started | $(mib "$MANY_START_RSS") | $MANY_START_THR |"
+    echo "| $MANY_SERVICES services registered | $(mib "$MANY_REG_RSS") | $MANY_REG_THR |"
+    echo "| after one call to each (a session open per service) | $(mib "$MANY_CALLED_RSS") | $MANY_CALLED_THR |"
+    echo "| peak (VmHWM) | $(mib "$MANY_HWM") | |"
   fi
 }
 
