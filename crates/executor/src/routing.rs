@@ -47,6 +47,7 @@ impl ServiceRoute {
     fn from_record(
         record: &ServiceRecord,
         keys: Option<&SecretKeyring>,
+        validators: &Validators,
     ) -> Result<ServiceRoute, CoreError> {
         Ok(ServiceRoute {
             id: record.service.id,
@@ -65,19 +66,52 @@ impl ServiceRoute {
                 .iter()
                 .filter_map(|t| {
                     let endpoint_name = t.tool.endpoint.rsplit('/').next()?;
-                    let compile = |schema: &serde_json::Value, what: &str| match jsonschema::validator_for(schema) {
-                        Ok(validator) => Some(Arc::new(validator)),
-                        Err(e) => {
-                            tracing::warn!(service = %record.service.name, tool = %t.tool.name, error = %e, "{what} schema does not compile; it goes unchecked");
-                            None
-                        }
-                    };
-                    let validator = compile(&t.schema.input_schema, "input");
-                    let output = t.schema.output_schema.as_ref().and_then(|s| compile(s, "output"));
-                    Some((endpoint_name.to_owned(), ToolRoute { name: t.tool.name.clone(), validator, output }))
+                    let (validator, output) = validators.for_schema(&record.service.name, t);
+                    Some((
+                        endpoint_name.to_owned(),
+                        ToolRoute {
+                            name: t.tool.name.clone(),
+                            validator,
+                            output,
+                        },
+                    ))
                 })
                 .collect(),
         })
+    }
+}
+
+type Validator = Option<Arc<jsonschema::Validator>>;
+
+/// Compiled schemas, shared by every tool with the same stored schema pair
+/// (stored once per content hash): a server registered many times, or many
+/// tools with one schema, cost one compilation and one copy in memory.
+#[derive(Default)]
+struct Validators(std::sync::Mutex<HashMap<Uuid, (Validator, Validator)>>);
+
+impl Validators {
+    fn for_schema(
+        &self,
+        service: &str,
+        tool: &mcpo_core::db::queries::ToolRecord,
+    ) -> (Validator, Validator) {
+        let mut compiled = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        compiled
+            .entry(tool.schema.id)
+            .or_insert_with(|| {
+                let compile = |schema: &serde_json::Value, what: &str| match jsonschema::validator_for(schema) {
+                    Ok(validator) => Some(Arc::new(validator)),
+                    Err(e) => {
+                        tracing::warn!(%service, tool = %tool.tool.name, error = %e, "{what} schema does not compile; it goes unchecked");
+                        None
+                    }
+                };
+                (
+                    compile(&tool.schema.input_schema, "input"),
+                    tool.schema.output_schema.as_ref().and_then(|s| compile(s, "output")),
+                )
+            })
+            .clone()
     }
 }
 
@@ -90,6 +124,7 @@ struct Table {
 
 pub struct RoutingTable {
     pool: DbPool,
+    validators: Validators,
     /// Opens the transports' sealed secrets.
     secret_keys: Option<SecretKeyring>,
     table: RwLock<Table>,
@@ -106,6 +141,7 @@ impl RoutingTable {
     pub fn new(pool: DbPool, secret_keys: Option<SecretKeyring>) -> Self {
         RoutingTable {
             pool,
+            validators: Validators::default(),
             secret_keys,
             table: RwLock::new(Table::default()),
         }
@@ -127,7 +163,7 @@ impl RoutingTable {
         let mut by_name = HashMap::new();
         for record in &records {
             // One unreadable service must not keep the others from serving.
-            match ServiceRoute::from_record(record, self.secret_keys.as_ref()) {
+            match ServiceRoute::from_record(record, self.secret_keys.as_ref(), &self.validators) {
                 Ok(route) => {
                     by_name.insert(record.service.name.clone(), Arc::new(route));
                 }
@@ -165,6 +201,7 @@ impl RoutingTable {
                 let route = Arc::new(ServiceRoute::from_record(
                     &record,
                     self.secret_keys.as_ref(),
+                    &self.validators,
                 )?);
                 if table.deleted.contains(&route.id) {
                     return Ok(RouteChange::Unchanged);
