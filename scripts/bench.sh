@@ -85,17 +85,7 @@ trap 'exit 130' INT TERM
 # --- prerequisites -----------------------------------------------------------
 
 log "prerequisites: PostgreSQL, NATS, wrk, mcpo (PyPI)"
-if ! pg_isready -q -h 127.0.0.1 -p 5432; then
-  pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql)" main start
-fi
-if ! (exec 3<>/dev/tcp/127.0.0.1/4222) 2>/dev/null; then
-  start-stop-daemon --start --oknodo --background --exec /usr/sbin/nats-server -- \
-    -a 127.0.0.1 -p 4222 -js -sd /var/lib/nats-server -l /var/log/nats-server.log
-fi
-for _ in $(seq 50); do
-  pg_isready -q -h 127.0.0.1 -p 5432 && (exec 3<>/dev/tcp/127.0.0.1/4222) 2>/dev/null && break
-  sleep 0.2
-done
+bash scripts/start-services.sh
 if ! command -v wrk >/dev/null; then
   apt-get install -y -qq wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
 fi

@@ -10,17 +10,7 @@ export MCPO_TOOLS_DIR=$TOOLS_DIR
 step() { printf '\n== %s\n' "$*"; }
 
 step "services: PostgreSQL and NATS"
-if ! pg_isready -q -h 127.0.0.1 -p 5432; then
-  pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql)" main start
-fi
-if ! (exec 3<>/dev/tcp/127.0.0.1/4222) 2>/dev/null; then
-  start-stop-daemon --start --oknodo --background --exec /usr/sbin/nats-server -- \
-    -a 127.0.0.1 -p 4222 -js -sd /var/lib/nats-server -l /var/log/nats-server.log
-fi
-for _ in $(seq 50); do
-  pg_isready -q -h 127.0.0.1 -p 5432 && (exec 3<>/dev/tcp/127.0.0.1/4222) 2>/dev/null && break
-  sleep 0.2
-done
+bash scripts/start-services.sh
 
 step "test tools: Python validator, npm peers, nextest"
 if [ ! -x "$TOOLS_DIR/venv/bin/python" ]; then
