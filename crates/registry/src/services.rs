@@ -163,6 +163,19 @@ fn text_problem(text: &str, max: usize) -> Option<String> {
 }
 pub const MAX_PAGE: i64 = 200;
 
+/// The page size a list asks for, or the default; out of range is refused.
+fn page_limit(limit: Option<i64>) -> Result<i64, RegistryError> {
+    let limit = limit.unwrap_or(DEFAULT_PAGE);
+    if (1..=MAX_PAGE).contains(&limit) {
+        Ok(limit)
+    } else {
+        Err(RegistryError::invalid(
+            "limit",
+            format!("must be between 1 and {MAX_PAGE}"),
+        ))
+    }
+}
+
 /// An `If-Match` header: `*` or a list of entity tags (`"3"`, `W/"3"`).
 #[derive(Debug, Clone)]
 pub struct IfMatch(Vec<String>);
@@ -455,7 +468,7 @@ impl Registry {
         &self,
         request: ListServices,
     ) -> Result<(Vec<ServiceView>, Option<String>), RegistryError> {
-        let limit = request.limit.unwrap_or(DEFAULT_PAGE);
+        let limit = page_limit(request.limit)?;
         if let Some(problem) = request
             .text
             .as_deref()
@@ -469,12 +482,6 @@ impl Registry {
             .and_then(|c| text_problem(c, MAX_SERVICE_NAME_LEN))
         {
             return Err(RegistryError::invalid("cursor", problem));
-        }
-        if !(1..=MAX_PAGE).contains(&limit) {
-            return Err(RegistryError::invalid(
-                "limit",
-                format!("must be between 1 and {MAX_PAGE}"),
-            ));
         }
         let filter = queries::ServiceFilter {
             status: request.status,
@@ -734,13 +741,7 @@ impl Registry {
         before: Option<i64>,
         limit: Option<i64>,
     ) -> Result<(Vec<crate::audit::AuditEntry>, Option<i64>), RegistryError> {
-        let limit = limit.unwrap_or(DEFAULT_PAGE);
-        if !(1..=MAX_PAGE).contains(&limit) {
-            return Err(RegistryError::invalid(
-                "limit",
-                format!("must be between 1 and {MAX_PAGE}"),
-            ));
-        }
+        let limit = page_limit(limit)?;
         if let Some(problem) = target.as_deref().and_then(|t| text_problem(t, 128)) {
             return Err(RegistryError::invalid("target", problem));
         }

@@ -212,14 +212,9 @@ fn children_of(parent: u32) -> Vec<u32> {
         .collect()
 }
 
-#[tokio::test]
-async fn sigterm_finishes_calls_in_flight_exits_zero_and_leaves_no_server_behind() {
-    let database = TestDatabase::create().await;
-    let id = uuid::Uuid::new_v4().simple().to_string();
-    let (mut running, _lines, _registry, executor, _publisher) = spawn_up(&database, &id);
-    let pid = running.0.id();
-    let http = reqwest::Client::new();
-    // Opens the demo's session: its stdio server is a child of `mcpo up`.
+/// Calls the demo once, so its stdio server runs as a child of `mcpo up`;
+/// returns that child.
+async fn open_demo_session(http: &reqwest::Client, executor: &str, pid: u32) -> Vec<u32> {
     let warm = http
         .post(format!("{executor}/tools/demo/echo"))
         .json(&json!({ "message": "x" }))
@@ -233,22 +228,38 @@ async fn sigterm_finishes_calls_in_flight_exits_zero_and_leaves_no_server_behind
         1,
         "one stdio server for the demo: {servers:?}"
     );
+    servers
+}
 
-    let slow = tokio::spawn({
-        let http = http.clone();
-        async move {
-            http.post(format!("{executor}/tools/demo/slow"))
-                .json(&json!({ "ms": 1500 }))
-                .send()
-                .await
-        }
-    });
+/// Starts a `slow` call of `ms`, then sends SIGTERM to `mcpo up` while it runs.
+async fn call_slow_then_sigterm(
+    http: &reqwest::Client,
+    executor: &str,
+    pid: u32,
+    ms: u64,
+) -> tokio::task::JoinHandle<reqwest::Result<reqwest::Response>> {
+    let call = http
+        .post(format!("{executor}/tools/demo/slow"))
+        .json(&json!({ "ms": ms }));
+    let slow = tokio::spawn(call.send());
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     let signalled = std::process::Command::new("kill")
         .args(["-TERM", &pid.to_string()])
         .status()
         .unwrap();
     assert!(signalled.success());
+    slow
+}
+
+#[tokio::test]
+async fn sigterm_finishes_calls_in_flight_exits_zero_and_leaves_no_server_behind() {
+    let database = TestDatabase::create().await;
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    let (mut running, _lines, _registry, executor, _publisher) = spawn_up(&database, &id);
+    let pid = running.0.id();
+    let http = reqwest::Client::new();
+    let servers = open_demo_session(&http, &executor, pid).await;
+    let slow = call_slow_then_sigterm(&http, &executor, pid, 1500).await;
 
     let answer = slow.await.unwrap().expect("the call in flight is answered");
     assert_eq!(answer.status(), 200);
@@ -275,31 +286,9 @@ async fn a_call_that_outlasts_the_shutdown_deadline_does_not_keep_mcpo_up_runnin
         spawn_up_with(&database, &id, &[("MCPO_SHUTDOWN_TIMEOUT_SECS", "1")]);
     let pid = running.0.id();
     let http = reqwest::Client::new();
-    let warm = http
-        .post(format!("{executor}/tools/demo/echo"))
-        .json(&json!({ "message": "x" }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(warm.status(), 200);
-    let servers = children_of(pid);
-
+    let servers = open_demo_session(&http, &executor, pid).await;
     // A call that would take ten minutes.
-    let endless = tokio::spawn({
-        let http = http.clone();
-        async move {
-            http.post(format!("{executor}/tools/demo/slow"))
-                .json(&json!({ "ms": 600_000 }))
-                .send()
-                .await
-        }
-    });
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-    let signalled = std::process::Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
-        .status()
-        .unwrap();
-    assert!(signalled.success());
+    let endless = call_slow_then_sigterm(&http, &executor, pid, 600_000).await;
 
     // Past the deadline the call is dropped, and mcpo up exits cleanly.
     let status = tokio::task::spawn_blocking(move || running.0.wait().unwrap())
