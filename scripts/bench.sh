@@ -22,7 +22,8 @@
 #   BENCH_PYTHON_MCPO   1: also measure mcpo from PyPI (default 1)
 #   BENCH_SERVICES      services registered for the RSS step, 0 skips it (default 100)
 #   BENCH_OUT           also write the report (markdown) to this file
-#   MCPO_BIN            use this mcpo binary instead of building it (release)
+#   MCPO_BIN            use this mcpo binary instead of building it (release);
+#                       the mcpo-executor binary is looked for beside it
 #   MCPO_TOOLS_DIR      where the Python venv lives (default ~/.cache/mcpo-tools)
 #   DATABASE_URL_BASE   server URL the bench databases are created on
 #                       (default postgres://postgres@127.0.0.1:5432)
@@ -98,12 +99,13 @@ fi
 if [ -n "${MCPO_BIN:-}" ]; then
   BIN=$MCPO_BIN
 else
-  log "cargo build --release -p mcpo"
-  cargo build --release --locked -p mcpo >&2
+  log "cargo build --release -p mcpo -p mcpo-executor"
+  cargo build --release --locked -p mcpo -p mcpo-executor >&2
   BIN="${CARGO_TARGET_DIR:-target}/release/mcpo"
 fi
 BIN=$(realpath "$BIN")
 [ -x "$BIN" ] || die "no mcpo binary at $BIN"
+EXECUTOR_BIN="$(dirname "$BIN")/mcpo-executor"
 
 # --- helpers -----------------------------------------------------------------
 
@@ -198,7 +200,7 @@ measure() {
 
 # --- MCPO --------------------------------------------------------------------
 
-read -r REG_PORT EXE_PORT PUB_PORT FIX_PORT PY_PORT REG2_PORT EXE2_PORT PUB2_PORT <<<"$(free_ports 8)"
+read -r REG_PORT EXE_PORT PUB_PORT FIX_PORT PY_PORT REG2_PORT EXE2_PORT PUB2_PORT EXE3_PORT <<<"$(free_ports 9)"
 
 log "fixture over streamable HTTP on 127.0.0.1:$FIX_PORT"
 start fixture-http "$BIN" fixture http --listen "127.0.0.1:$FIX_PORT"
@@ -290,6 +292,25 @@ if [ "$MANY_SERVICES" -gt 0 ]; then
   done
   MANY_CALLED_RSS=$(status_kib "$MANY_PID" VmRSS) MANY_CALLED_THR=$(status_kib "$MANY_PID" Threads)
   MANY_HWM=$(status_kib "$MANY_PID" VmHWM)
+  # The executor as deployed: its own process (the issue's 64 MiB target is
+  # the executor's), over the same database, one call to each service.
+  if [ -x "$EXECUTOR_BIN" ]; then
+    log "RSS: the executor alone (mcpo-executor) with the same $MANY_SERVICES services"
+    start executor-alone env \
+      DATABASE_URL="$DB_BASE/${RUN_ID}_many" NATS_URL="$NATS_URL" \
+      MCPO_NATS_PREFIX="${RUN_ID}_many" MCPO_NATS_STREAM="${RUN_ID}_many" \
+      MCPO_EXECUTOR_ADDR="127.0.0.1:$EXE3_PORT" \
+      MCPO_AUTH=disabled MCPO_EGRESS_ALLOW=127.0.0.1/32 \
+      MCPO_LOG_FORMAT=json RUST_LOG=warn "$EXECUTOR_BIN"
+    ALONE_PID=$STARTED
+    wait_ok executor-alone "$ALONE_PID" "http://127.0.0.1:$EXE3_PORT/healthz"
+    ALONE_START_RSS=$(status_kib "$ALONE_PID" VmRSS)
+    for i in $(seq -f '%03g' 1 "$MANY_SERVICES"); do
+      wait_ok executor-alone "$ALONE_PID" "http://127.0.0.1:$EXE3_PORT/tools/svc-$i/echo" '{"message":"hi"}'
+    done
+    ALONE_CALLED_RSS=$(status_kib "$ALONE_PID" VmRSS) ALONE_CALLED_THR=$(status_kib "$ALONE_PID" Threads)
+    ALONE_HWM=$(status_kib "$ALONE_PID" VmHWM)
+  fi
 fi
 
 # --- report --------------------------------------------------------------------
@@ -356,6 +377,16 @@ report() {
     echo "| $MANY_SERVICES services registered | $(mib "$MANY_REG_RSS") | $MANY_REG_THR |"
     echo "| after one call to each (a session open per service) | $(mib "$MANY_CALLED_RSS") | $MANY_CALLED_THR |"
     echo "| peak (VmHWM) | $(mib "$MANY_HWM") | |"
+    if [ -n "${ALONE_PID:-}" ]; then
+      echo
+      echo "The executor alone (\`mcpo-executor\`, as deployed), started over the same $MANY_SERVICES services:"
+      echo
+      echo "| when | RSS MiB | threads |"
+      echo "|---|---:|---:|"
+      echo "| routes loaded | $(mib "$ALONE_START_RSS") | |"
+      echo "| after one call to each | $(mib "$ALONE_CALLED_RSS") | $ALONE_CALLED_THR |"
+      echo "| peak (VmHWM) | $(mib "$ALONE_HWM") | |"
+    fi
   fi
 }
 

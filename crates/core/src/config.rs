@@ -35,6 +35,20 @@
 //! | `MCPO_CALLER_SESSIONS_MAX` | callers with a session of their own, per `per_caller` service; more answer 503 | `64` |
 //! | `MCPO_CALLER_SESSION_IDLE_SECS` | a `per_caller` session closes after this long unused | `300` |
 //! | `MCPO_API_KEY_CACHE_SECS` | how long a checked API key is trusted (revocation delay elsewhere) | `10` |
+//! | `MCPO_APIGATEWAY_AUTHORIZER_URI` | Lambda authorizer invocation URI (`arn:aws:apigateway:{region}:lambda:path/2015-03-31/functions/{function ARN}/invocations`) that `/openapi.aws.json` puts on every operation; unset: API Gateway passes `Authorization` through and the executor checks it | none |
+//! | `MCPO_APIGATEWAY_AUTHORIZER_CREDENTIALS` | ARN of the role API Gateway assumes to invoke the authorizer | none |
+//! | `MCPO_APIGATEWAY_AUTHORIZER_TTL_SECS` | how long API Gateway caches the authorizer's answer (0 to 3600) | `300` |
+//! | `MCPO_AWS_REGION` | AWS region | the standard AWS chain, else `us-east-1` |
+//! | `MCPO_AWS_ENDPOINT_URL` | another endpoint for every AWS API MCPO calls (moto; MinIO for S3 alone); S3 path-style addressing | AWS |
+//! | `MCPO_AWS_ACCESS_KEY_ID`, `MCPO_AWS_SECRET_ACCESS_KEY` | explicit credentials, both or neither (secret: never logged) | the standard AWS chain |
+//! | `MCPO_CONFIG_STORE` | where the registry writes versioned service config snapshots: `dir:/path` or `s3://bucket/prefix` | `dir:` `$XDG_DATA_HOME` (or `~/.local/share`) `/mcpo/config-snapshots` |
+//! | `MCPO_CONFIG_STORE_RETRY_MIN_MS`, `MCPO_CONFIG_STORE_RETRY_MAX_MS` | backoff between failed snapshot uploads, doubling from min to max | `500`, `60000` |
+//! | `MCPO_PUBLISH_DIR` | directory the publisher writes each new document version to (`openapi.json`, `.yaml`, `.aws.json`, `versions/{n}/…`) | none |
+//! | `MCPO_PUBLISH_S3` | `s3://bucket/prefix` the publisher uploads the same files to (with the `MCPO_AWS_*` settings) | none |
+//! | `MCPO_PUBLISH_APIGATEWAY_REST_API_ID` | API Gateway REST API the publisher imports `/openapi.aws.json` into (overwrite) and deploys | none |
+//! | `MCPO_PUBLISH_APIGATEWAY_STAGE` | stage that deployment goes to | `mcpo` |
+//! | `MCPO_PUBLISH_APIGATEWAY_FAIL_ON_WARNINGS` | whether API Gateway refuses an import it has warnings about (`false`: it imports what it can) | `true` |
+//! | `MCPO_PUBLISH_RETRY_MIN_MS`, `MCPO_PUBLISH_RETRY_MAX_MS` | backoff between failed pushes to one target, doubling from min to max | `500`, `60000` |
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -45,6 +59,7 @@ use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 
 use crate::auth::{AuthSettings, OidcSettings};
+use crate::aws::{AwsSettings, S3Location};
 use crate::egress::{EgressPolicy, StdioPolicy};
 use crate::error::CoreError;
 use crate::secrets::SecretKeyring;
@@ -74,6 +89,109 @@ pub struct Settings {
     /// On SIGTERM, how long requests in flight may still take.
     pub shutdown_timeout: Duration,
     pub caller_sessions: CallerSessionLimits,
+    /// The Lambda authorizer the API Gateway flavour of the document names.
+    pub apigateway_authorizer: Option<ApiGatewayAuthorizer>,
+    pub aws: AwsSettings,
+    pub config_store: ConfigStoreSettings,
+    pub publish: PublishSettings,
+}
+
+/// Where the publisher pushes each new version of the document; every
+/// target is optional, and none is configured by default.
+#[derive(Debug, Clone)]
+pub struct PublishSettings {
+    /// A local (or mounted) directory.
+    pub dir: Option<std::path::PathBuf>,
+    /// A bucket and prefix (with the `aws` settings).
+    pub s3: Option<S3Location>,
+    pub apigateway: Option<ApiGatewayTarget>,
+    /// First wait after a failed push to a target; doubles up to `retry_max`.
+    pub retry_min: Duration,
+    pub retry_max: Duration,
+}
+
+impl PublishSettings {
+    pub fn any_target(&self) -> bool {
+        self.dir.is_some() || self.s3.is_some() || self.apigateway.is_some()
+    }
+}
+
+/// An API Gateway REST API the API Gateway flavour is imported into.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiGatewayTarget {
+    pub rest_api_id: String,
+    /// The stage each import is deployed to.
+    pub stage: String,
+    /// Refuse an import API Gateway has warnings about, rather than let it
+    /// drop what it did not understand.
+    pub fail_on_warnings: bool,
+}
+
+/// Where the registry keeps versioned snapshots of service configurations.
+#[derive(Debug, Clone)]
+pub struct ConfigStoreSettings {
+    pub store: ConfigStore,
+    /// First wait after a failed upload; doubles up to `retry_max`.
+    pub retry_min: Duration,
+    pub retry_max: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConfigStore {
+    /// Files under a local directory.
+    Dir(std::path::PathBuf),
+    /// Objects in S3 (with the `aws` settings).
+    S3(S3Location),
+}
+
+impl ConfigStore {
+    /// `dir:/path` or `s3://bucket/prefix`.
+    pub fn parse(spec: &str) -> Result<ConfigStore, String> {
+        if let Some(path) = spec.strip_prefix("dir:") {
+            if path.trim().is_empty() {
+                return Err("`dir:` needs a path".into());
+            }
+            return Ok(ConfigStore::Dir(path.into()));
+        }
+        if spec.starts_with("s3://") {
+            return S3Location::parse(spec).map(ConfigStore::S3);
+        }
+        Err(format!(
+            "`{spec}` is neither `dir:/path` nor `s3://bucket/prefix`"
+        ))
+    }
+
+    /// The user's data directory, as `mcpo up` uses for its key.
+    fn local_default() -> ConfigStore {
+        let data = std::env::var_os("XDG_DATA_HOME")
+            .filter(|v| !v.is_empty())
+            .map(std::path::PathBuf::from)
+            .or_else(|| {
+                std::env::var_os("HOME").map(|h| std::path::Path::new(&h).join(".local/share"))
+            })
+            .unwrap_or_else(|| ".".into());
+        ConfigStore::Dir(data.join("mcpo/config-snapshots"))
+    }
+}
+
+impl std::fmt::Display for ConfigStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ConfigStore::Dir(path) => write!(f, "dir:{}", path.display()),
+            ConfigStore::S3(location) => location.fmt(f),
+        }
+    }
+}
+
+/// A Lambda `token` authorizer for the API Gateway flavour of the document.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiGatewayAuthorizer {
+    /// The authorizer's invocation URI.
+    pub uri: String,
+    /// The role API Gateway assumes to invoke it.
+    pub credentials: Option<String>,
+    /// How long API Gateway caches its answer.
+    pub ttl: Duration,
 }
 
 /// Sessions of `per_caller` services.
@@ -155,6 +273,23 @@ struct RawSettings {
     mcpo_shutdown_timeout_secs: u64,
     mcpo_caller_sessions_max: usize,
     mcpo_caller_session_idle_secs: u64,
+    mcpo_apigateway_authorizer_uri: Option<String>,
+    mcpo_apigateway_authorizer_credentials: Option<String>,
+    mcpo_apigateway_authorizer_ttl_secs: u64,
+    mcpo_aws_region: Option<String>,
+    mcpo_aws_endpoint_url: Option<String>,
+    mcpo_aws_access_key_id: Option<String>,
+    mcpo_aws_secret_access_key: Option<String>,
+    mcpo_config_store: Option<String>,
+    mcpo_config_store_retry_min_ms: u64,
+    mcpo_config_store_retry_max_ms: u64,
+    mcpo_publish_dir: Option<String>,
+    mcpo_publish_s3: Option<String>,
+    mcpo_publish_apigateway_rest_api_id: Option<String>,
+    mcpo_publish_apigateway_stage: String,
+    mcpo_publish_apigateway_fail_on_warnings: bool,
+    mcpo_publish_retry_min_ms: u64,
+    mcpo_publish_retry_max_ms: u64,
 }
 
 impl Default for RawSettings {
@@ -192,6 +327,23 @@ impl Default for RawSettings {
             mcpo_shutdown_timeout_secs: 30,
             mcpo_caller_sessions_max: 64,
             mcpo_caller_session_idle_secs: 300,
+            mcpo_apigateway_authorizer_uri: None,
+            mcpo_apigateway_authorizer_credentials: None,
+            mcpo_apigateway_authorizer_ttl_secs: 300,
+            mcpo_aws_region: None,
+            mcpo_aws_endpoint_url: None,
+            mcpo_aws_access_key_id: None,
+            mcpo_aws_secret_access_key: None,
+            mcpo_config_store: None,
+            mcpo_config_store_retry_min_ms: 500,
+            mcpo_config_store_retry_max_ms: 60_000,
+            mcpo_publish_dir: None,
+            mcpo_publish_s3: None,
+            mcpo_publish_apigateway_rest_api_id: None,
+            mcpo_publish_apigateway_stage: "mcpo".into(),
+            mcpo_publish_apigateway_fail_on_warnings: true,
+            mcpo_publish_retry_min_ms: 500,
+            mcpo_publish_retry_max_ms: 60_000,
         }
     }
 }
@@ -229,6 +381,23 @@ const VARIABLES: &[&str] = &[
     "MCPO_SHUTDOWN_TIMEOUT_SECS",
     "MCPO_CALLER_SESSIONS_MAX",
     "MCPO_CALLER_SESSION_IDLE_SECS",
+    "MCPO_APIGATEWAY_AUTHORIZER_URI",
+    "MCPO_APIGATEWAY_AUTHORIZER_CREDENTIALS",
+    "MCPO_APIGATEWAY_AUTHORIZER_TTL_SECS",
+    "MCPO_AWS_REGION",
+    "MCPO_AWS_ENDPOINT_URL",
+    "MCPO_AWS_ACCESS_KEY_ID",
+    "MCPO_AWS_SECRET_ACCESS_KEY",
+    "MCPO_CONFIG_STORE",
+    "MCPO_CONFIG_STORE_RETRY_MIN_MS",
+    "MCPO_CONFIG_STORE_RETRY_MAX_MS",
+    "MCPO_PUBLISH_DIR",
+    "MCPO_PUBLISH_S3",
+    "MCPO_PUBLISH_APIGATEWAY_REST_API_ID",
+    "MCPO_PUBLISH_APIGATEWAY_STAGE",
+    "MCPO_PUBLISH_APIGATEWAY_FAIL_ON_WARNINGS",
+    "MCPO_PUBLISH_RETRY_MIN_MS",
+    "MCPO_PUBLISH_RETRY_MAX_MS",
 ];
 
 impl Settings {
@@ -271,7 +440,34 @@ impl Settings {
             .map(SecretKeyring::parse)
             .transpose()
             .map_err(|e| CoreError::Config(format!("MCPO_SECRET_KEYS: {e}")))?;
+        let aws = AwsSettings::new(
+            raw.mcpo_aws_region.clone(),
+            raw.mcpo_aws_endpoint_url.clone(),
+            raw.mcpo_aws_access_key_id.clone(),
+            raw.mcpo_aws_secret_access_key.clone(),
+        )?;
+        let store = match raw
+            .mcpo_config_store
+            .as_deref()
+            .filter(|s| !s.trim().is_empty())
+        {
+            Some(spec) => ConfigStore::parse(spec.trim())
+                .map_err(|e| CoreError::Config(format!("MCPO_CONFIG_STORE: {e}")))?,
+            None => ConfigStore::local_default(),
+        };
+        let retry_min = Duration::from_millis(raw.mcpo_config_store_retry_min_ms.max(1));
+        let config_store = ConfigStoreSettings {
+            store,
+            retry_min,
+            retry_max: Duration::from_millis(raw.mcpo_config_store_retry_max_ms).max(retry_min),
+        };
+        let apigateway_authorizer = apigateway_authorizer(&raw)?;
+        let publish = publish_settings(&raw)?;
         Ok(Settings {
+            publish,
+            apigateway_authorizer,
+            aws,
+            config_store,
             auth,
             egress,
             stdio,
@@ -364,9 +560,160 @@ fn auth_settings(raw: &RawSettings) -> Result<AuthSettings, CoreError> {
     })
 }
 
+fn apigateway_authorizer(raw: &RawSettings) -> Result<Option<ApiGatewayAuthorizer>, CoreError> {
+    fn present(v: &Option<String>) -> Option<&str> {
+        v.as_deref().map(str::trim).filter(|v| !v.is_empty())
+    }
+    let credentials = present(&raw.mcpo_apigateway_authorizer_credentials);
+    let Some(uri) = present(&raw.mcpo_apigateway_authorizer_uri) else {
+        if credentials.is_some() {
+            return Err(CoreError::Config(
+                "MCPO_APIGATEWAY_AUTHORIZER_CREDENTIALS needs MCPO_APIGATEWAY_AUTHORIZER_URI"
+                    .into(),
+            ));
+        }
+        return Ok(None);
+    };
+    // API Gateway refuses anything else at import, long after start.
+    if !uri.starts_with("arn:") || !uri.ends_with("/invocations") {
+        return Err(CoreError::Config(
+            "MCPO_APIGATEWAY_AUTHORIZER_URI must be an invocation ARN: arn:aws:apigateway:{region}:lambda:path/2015-03-31/functions/{function ARN}/invocations".into(),
+        ));
+    }
+    if credentials.is_some_and(|c| !c.starts_with("arn:")) {
+        return Err(CoreError::Config(
+            "MCPO_APIGATEWAY_AUTHORIZER_CREDENTIALS must be a role ARN".into(),
+        ));
+    }
+    if raw.mcpo_apigateway_authorizer_ttl_secs > 3600 {
+        return Err(CoreError::Config(
+            "MCPO_APIGATEWAY_AUTHORIZER_TTL_SECS must be 0 to 3600".into(),
+        ));
+    }
+    Ok(Some(ApiGatewayAuthorizer {
+        uri: uri.to_owned(),
+        credentials: credentials.map(str::to_owned),
+        ttl: Duration::from_secs(raw.mcpo_apigateway_authorizer_ttl_secs),
+    }))
+}
+
+fn publish_settings(raw: &RawSettings) -> Result<PublishSettings, CoreError> {
+    fn present(v: &Option<String>) -> Option<&str> {
+        v.as_deref().map(str::trim).filter(|v| !v.is_empty())
+    }
+    let s3 = present(&raw.mcpo_publish_s3)
+        .map(S3Location::parse)
+        .transpose()
+        .map_err(|e| CoreError::Config(format!("MCPO_PUBLISH_S3: {e}")))?;
+    let apigateway = match present(&raw.mcpo_publish_apigateway_rest_api_id) {
+        None => None,
+        Some(id) => {
+            // Both go into request paths: refuse what could change them.
+            if !id.chars().all(|c| c.is_ascii_alphanumeric()) {
+                return Err(CoreError::Config(
+                    "MCPO_PUBLISH_APIGATEWAY_REST_API_ID must be a REST API id (letters and digits)"
+                        .into(),
+                ));
+            }
+            let stage = match raw.mcpo_publish_apigateway_stage.trim() {
+                "" => "mcpo",
+                stage => stage,
+            };
+            let valid_stage = (1..=128).contains(&stage.len())
+                && stage
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+            if !valid_stage {
+                return Err(CoreError::Config(
+                    "MCPO_PUBLISH_APIGATEWAY_STAGE must be 1 to 128 letters, digits, `-` or `_`"
+                        .into(),
+                ));
+            }
+            Some(ApiGatewayTarget {
+                rest_api_id: id.to_owned(),
+                stage: stage.to_owned(),
+                fail_on_warnings: raw.mcpo_publish_apigateway_fail_on_warnings,
+            })
+        }
+    };
+    let retry_min = Duration::from_millis(raw.mcpo_publish_retry_min_ms.max(1));
+    Ok(PublishSettings {
+        dir: present(&raw.mcpo_publish_dir).map(Into::into),
+        s3,
+        apigateway,
+        retry_min,
+        retry_max: Duration::from_millis(raw.mcpo_publish_retry_max_ms).max(retry_min),
+    })
+}
+
 fn valid_subject_token(token: &str) -> bool {
     !token.is_empty()
         && token
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
+#[cfg(test)]
+mod publish_tests {
+    use super::*;
+
+    fn publish(adjust: impl FnOnce(&mut RawSettings)) -> Result<PublishSettings, CoreError> {
+        let mut raw = RawSettings::default();
+        adjust(&mut raw);
+        Settings::from_raw(raw).map(|s| s.publish)
+    }
+
+    #[test]
+    fn no_target_by_default_and_empty_strings_are_unset() {
+        let none = publish(|_| {}).unwrap();
+        assert!(!none.any_target());
+        assert_eq!(
+            (none.retry_min, none.retry_max),
+            (Duration::from_millis(500), Duration::from_secs(60))
+        );
+        let empty = publish(|raw| {
+            raw.mcpo_publish_dir = Some(String::new());
+            raw.mcpo_publish_s3 = Some(" ".into());
+            raw.mcpo_publish_apigateway_rest_api_id = Some(String::new());
+        })
+        .unwrap();
+        assert!(!empty.any_target());
+    }
+
+    #[test]
+    fn targets_are_read_and_checked() {
+        let all = publish(|raw| {
+            raw.mcpo_publish_dir = Some("/srv/openapi".into());
+            raw.mcpo_publish_s3 = Some("s3://docs-bucket/mcpo/".into());
+            raw.mcpo_publish_apigateway_rest_api_id = Some("a1b2c3d4e5".into());
+            raw.mcpo_publish_apigateway_stage = String::new();
+            raw.mcpo_publish_retry_min_ms = 0;
+            raw.mcpo_publish_retry_max_ms = 0;
+        })
+        .unwrap();
+        assert_eq!(all.dir, Some("/srv/openapi".into()));
+        assert_eq!(all.s3.unwrap().to_string(), "s3://docs-bucket/mcpo");
+        assert_eq!(
+            all.apigateway,
+            Some(ApiGatewayTarget {
+                rest_api_id: "a1b2c3d4e5".into(),
+                stage: "mcpo".into(),
+                fail_on_warnings: true,
+            })
+        );
+        // Never a zero wait, and the maximum is at least the minimum.
+        assert_eq!(all.retry_min, Duration::from_millis(1));
+        assert_eq!(all.retry_max, all.retry_min);
+
+        for bad in [
+            |raw: &mut RawSettings| raw.mcpo_publish_s3 = Some("bucket/prefix".into()),
+            |raw: &mut RawSettings| raw.mcpo_publish_apigateway_rest_api_id = Some("a/../b".into()),
+            |raw: &mut RawSettings| {
+                raw.mcpo_publish_apigateway_rest_api_id = Some("a1b2c3d4e5".into());
+                raw.mcpo_publish_apigateway_stage = "live stage".into();
+            },
+        ] {
+            assert!(matches!(publish(bad), Err(CoreError::Config(_))));
+        }
+    }
 }

@@ -2,6 +2,7 @@
 //! pool, configuration, errors, the MCP client and telemetry.
 
 pub mod auth;
+pub mod aws;
 pub mod config;
 pub mod db;
 pub mod domain;

@@ -23,6 +23,8 @@ use crate::error::{ApiError, ErrorCode};
 
 pub use rmcp::model::{CallToolResult as ToolCallResult, ContentBlock};
 
+mod sse;
+
 /// The `_meta` key carrying the caller's request id on every tool call.
 pub const REQUEST_ID_META_KEY: &str = "mcpo/requestId";
 
@@ -65,7 +67,7 @@ impl ConnectPolicy {
     pub async fn check(&self, transport: &TransportConfig) -> Result<(), McpError> {
         match transport {
             TransportConfig::Stdio { command, args, env } => self.stdio.check(command, args, env),
-            TransportConfig::StreamableHttp { url, .. } => {
+            TransportConfig::StreamableHttp { url, .. } | TransportConfig::Sse { url, .. } => {
                 let parsed = url::Url::parse(url).map_err(|e| McpError::Connect(e.to_string()))?;
                 self.egress.check_destination(&parsed).await
             }
@@ -130,6 +132,8 @@ type ProgressRoutes = Arc<
 struct McpoClient {
     info: ClientConfig,
     progress: ProgressRoutes,
+    /// Signalled when the server says its tool list changed.
+    tools_changed: Arc<tokio::sync::Notify>,
 }
 
 impl rmcp::ClientHandler for McpoClient {
@@ -152,6 +156,15 @@ impl rmcp::ClientHandler for McpoClient {
         }
         std::future::ready(())
     }
+
+    fn on_tool_list_changed(
+        &self,
+        _context: rmcp::service::NotificationContext<RoleClient>,
+    ) -> impl std::future::Future<Output = ()> + rmcp::service::MaybeSendFuture + '_ {
+        // One stored permit: a burst of notifications is one re-list.
+        self.tools_changed.notify_one();
+        std::future::ready(())
+    }
 }
 
 fn token_key(token: &rmcp::model::ProgressToken) -> String {
@@ -168,6 +181,7 @@ fn client_info() -> McpoClient {
             Implementation::new("mcpo", env!("CARGO_PKG_VERSION")),
         ),
         progress: Default::default(),
+        tools_changed: Default::default(),
     }
 }
 
@@ -187,6 +201,9 @@ impl McpSession {
     ) -> Result<McpSession, McpError> {
         policy.check(transport).await?;
         let violations = std::sync::OnceLock::new();
+        // One deadline for the whole connection: the SSE transport's own
+        // clearer errors (no `endpoint` event...) fire at it, before ours.
+        let deadline = tokio::time::Instant::now() + timeout;
         let connecting = async {
             match transport {
                 TransportConfig::Stdio { command, args, env } => {
@@ -194,29 +211,32 @@ impl McpSession {
                     client_info().serve(child).await.map_err(init_error)
                 }
                 TransportConfig::StreamableHttp { url, headers } => {
-                    let mut custom = std::collections::HashMap::new();
-                    for (name, value) in headers {
-                        let name = reqwest::header::HeaderName::from_bytes(name.as_bytes())
-                            .map_err(|e| McpError::Connect(format!("header {name}: {e}")))?;
-                        let value = reqwest::header::HeaderValue::from_str(value)
-                            .map_err(|e| McpError::Connect(format!("header {name}: {e}")))?;
-                        custom.insert(name, value);
-                    }
                     let config = StreamableHttpClientTransportConfig::with_uri(url.as_str())
-                        .custom_headers(custom);
-                    let (builder, seen) = policy
-                        .egress
-                        .apply(reqwest::Client::builder().connect_timeout(timeout));
+                        .custom_headers(custom_headers(headers)?.into_iter().collect());
+                    let (http, seen) = http_client(policy, timeout)?;
                     let _ = violations.set(seen);
-                    let http = builder
-                        .build()
-                        .map_err(|e| McpError::Connect(e.to_string()))?;
                     let transport = StreamableHttpClientTransport::with_client(http, config);
+                    client_info().serve(transport).await.map_err(init_error)
+                }
+                TransportConfig::Sse { url, headers } => {
+                    let custom = custom_headers(headers)?.into_iter().collect();
+                    let (http, seen) = http_client(policy, timeout)?;
+                    let _ = violations.set(seen);
+                    let transport = sse::SseTransport::connect(
+                        http,
+                        url,
+                        custom,
+                        &policy.egress,
+                        timeout,
+                        deadline,
+                        label,
+                    )
+                    .await?;
                     client_info().serve(transport).await.map_err(init_error)
                 }
             }
         };
-        let connected = tokio::time::timeout(timeout, connecting)
+        let connected = tokio::time::timeout_at(deadline, connecting)
             .await
             .map_err(|_| McpError::Timeout(timeout))?;
         // A refused redirect or resolution surfaces from rmcp as a generic
@@ -230,6 +250,25 @@ impl McpSession {
 
     pub fn peer(&self) -> &Peer<RoleClient> {
         self.running.peer()
+    }
+
+    /// Whether the server promised `notifications/tools/list_changed`.
+    pub fn announces_tool_changes(&self) -> bool {
+        self.peer()
+            .peer_info()
+            .and_then(|info| {
+                info.capabilities
+                    .tools
+                    .as_ref()
+                    .and_then(|t| t.list_changed)
+            })
+            .unwrap_or(false)
+    }
+
+    /// Signalled (one stored permit) each time the server announces that its
+    /// tool list changed.
+    pub fn tool_list_changes(&self) -> Arc<tokio::sync::Notify> {
+        self.running.service().tools_changed.clone()
     }
 
     pub fn is_closed(&self) -> bool {
@@ -461,10 +500,43 @@ pub async fn discover(
     discovered.map_err(|_| McpError::Timeout(timeout))?
 }
 
+/// The registrant's headers, as HTTP takes them (validated at registration).
+fn custom_headers(
+    headers: &std::collections::BTreeMap<String, String>,
+) -> Result<Vec<(reqwest::header::HeaderName, reqwest::header::HeaderValue)>, McpError> {
+    headers
+        .iter()
+        .map(|(name, value)| {
+            let name = reqwest::header::HeaderName::from_bytes(name.as_bytes())
+                .map_err(|e| McpError::Connect(format!("header {name}: {e}")))?;
+            let value = reqwest::header::HeaderValue::from_str(value)
+                .map_err(|e| McpError::Connect(format!("header {name}: {e}")))?;
+            Ok((name, value))
+        })
+        .collect()
+}
+
+/// An HTTP client held to the egress policy on every connection and
+/// redirect; the record says whether the policy refused something.
+fn http_client(
+    policy: &ConnectPolicy,
+    timeout: Duration,
+) -> Result<(reqwest::Client, crate::egress::EgressViolations), McpError> {
+    let (builder, seen) = policy
+        .egress
+        .apply(reqwest::Client::builder().connect_timeout(timeout));
+    let http = builder
+        .build()
+        .map_err(|e| McpError::Connect(e.to_string()))?;
+    Ok((http, seen))
+}
+
 /// HTTP client errors quote the URL, and a query string may carry a token:
 /// callers and logs get the URL without it.
 fn redact_url(error: McpError, transport: &TransportConfig) -> McpError {
-    let TransportConfig::StreamableHttp { url, .. } = transport else {
+    let (TransportConfig::StreamableHttp { url, .. } | TransportConfig::Sse { url, .. }) =
+        transport
+    else {
         return error;
     };
     let Ok(mut shown) = url::Url::parse(url) else {

@@ -361,14 +361,17 @@ pub fn restore_redacted(new: &TransportConfig, old: &TransportConfig) -> Transpo
             },
         ) => TransportConfig::StreamableHttp {
             url: url.clone(),
-            headers: restore_map(headers, |name| {
-                old_headers.get(name).or_else(|| {
-                    old_headers
-                        .iter()
-                        .find(|(old_name, _)| old_name.eq_ignore_ascii_case(name))
-                        .map(|(_, value)| value)
-                })
-            }),
+            headers: restore_headers(headers, old_headers),
+        },
+        (
+            TransportConfig::Sse { url, headers },
+            TransportConfig::Sse {
+                headers: old_headers,
+                ..
+            },
+        ) => TransportConfig::Sse {
+            url: url.clone(),
+            headers: restore_headers(headers, old_headers),
         },
         _ => new.clone(),
     }
@@ -423,11 +426,13 @@ fn secret_entries(t: &TransportConfig) -> Box<dyn Iterator<Item = (String, &str)
             env.iter()
                 .map(|(name, value)| (env_context(name), value.as_str())),
         ),
-        TransportConfig::StreamableHttp { headers, .. } => Box::new(
-            headers
-                .iter()
-                .map(|(name, value)| (header_context(name), value.as_str())),
-        ),
+        TransportConfig::StreamableHttp { headers, .. } | TransportConfig::Sse { headers, .. } => {
+            Box::new(
+                headers
+                    .iter()
+                    .map(|(name, value)| (header_context(name), value.as_str())),
+            )
+        }
     }
 }
 
@@ -455,6 +460,23 @@ fn map_secrets<E>(
             url: url.clone(),
             headers: map(headers, header_context)?,
         },
+        TransportConfig::Sse { url, headers } => TransportConfig::Sse {
+            url: url.clone(),
+            headers: map(headers, header_context)?,
+        },
+    })
+}
+
+fn restore_headers(
+    new: &BTreeMap<String, String>,
+    old: &BTreeMap<String, String>,
+) -> BTreeMap<String, String> {
+    restore_map(new, |name| {
+        old.get(name).or_else(|| {
+            old.iter()
+                .find(|(old_name, _)| old_name.eq_ignore_ascii_case(name))
+                .map(|(_, value)| value)
+        })
     })
 }
 
@@ -841,6 +863,47 @@ mod tests {
         let merged = restore_redacted(&redact_transport(&http()), &stored);
         assert_eq!(merged, stored);
         assert_eq!(ring.open_transport(&merged).unwrap(), http());
+    }
+
+    fn sse() -> TransportConfig {
+        TransportConfig::Sse {
+            url: "https://mcp.example.com/sse".into(),
+            headers: BTreeMap::from([("Authorization".to_owned(), "Bearer sse".to_owned())]),
+        }
+    }
+
+    #[test]
+    fn sse_headers_are_secrets_too() {
+        let ring = keyring(&[("k1", 1)]);
+        let sealed = ring.seal_transport(&sse()).unwrap();
+        let TransportConfig::Sse { url, headers } = &sealed else {
+            panic!("kind changed");
+        };
+        assert_eq!(url, "https://mcp.example.com/sse");
+        assert!(headers.values().all(|v| SecretKeyring::is_sealed(v)));
+        assert!(!ring.needs_reseal(&sealed));
+        assert_eq!(ring.open_transport(&sealed).unwrap(), sse());
+        assert_eq!(secret_values(&sse()), vec!["Bearer sse"]);
+
+        let redacted = redact_transport(&sse());
+        assert_eq!(redacted.kind(), "sse");
+        assert_eq!(values(&redacted), vec![REDACTED]);
+        assert!(!serde_json::to_string(&redacted)
+            .unwrap()
+            .contains("Bearer sse"));
+
+        // A PATCH sending the redacted value back keeps the stored one,
+        // whatever the header's case; another kind shares nothing.
+        let new = TransportConfig::Sse {
+            url: "https://new.example.com/sse".into(),
+            headers: BTreeMap::from([("authorization".to_owned(), REDACTED.to_owned())]),
+        };
+        assert_eq!(
+            values(&restore_redacted(&new, &sealed)),
+            vec![headers["Authorization"].as_str()]
+        );
+        assert_eq!(restore_redacted(&new, &http()), new);
+        assert_eq!(restore_redacted(&redact_transport(&sse()), &sse()), sse());
     }
 
     #[test]

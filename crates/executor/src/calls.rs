@@ -48,20 +48,11 @@ impl Executor {
     ) -> Result<Answer, ExecutorError> {
         let caller = &request.keys;
         let arguments = parse_arguments(body)?;
-        let mut route = self
+        let route = self
             .routes
-            .service(service)
+            .service_with_tool(service, endpoint_name)
             .await?
             .ok_or_else(|| ExecutorError::ServiceNotFound(service.to_owned()))?;
-        if !route.tools.contains_key(endpoint_name) {
-            // The tool may be newer than our copy of the service.
-            self.routes.reload(service).await?;
-            route = self
-                .routes
-                .service(service)
-                .await?
-                .ok_or_else(|| ExecutorError::ServiceNotFound(service.to_owned()))?;
-        }
         let tool = route
             .tools
             .get(endpoint_name)

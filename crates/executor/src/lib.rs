@@ -5,6 +5,7 @@ pub mod calls;
 pub mod error;
 pub mod events;
 pub mod follower;
+pub mod misses;
 pub mod results;
 pub mod routes;
 pub mod routing;

@@ -1,10 +1,12 @@
 //! The executor's routing table: which tools exist and how to reach their
 //! servers. A cache of Postgres, kept current by `tools.updated` events, with
 //! a database look-up on a miss (so a tool is callable as soon as the
-//! registry has answered, even before the event arrives).
+//! registry has answered, even before the event arrives). Misses are
+//! remembered briefly (see `misses.rs`).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, RwLock};
+use std::time::Instant;
 
 use mcpo_core::db::queries::{self, ServiceRecord};
 use mcpo_core::db::DbPool;
@@ -14,6 +16,8 @@ use mcpo_core::domain::{ServiceStatus, TransportConfig};
 use mcpo_core::secrets::SecretKeyring;
 use mcpo_core::CoreError;
 use uuid::Uuid;
+
+use crate::misses::Misses;
 
 #[derive(Debug)]
 pub struct ServiceRoute {
@@ -120,6 +124,7 @@ struct Table {
     by_name: HashMap<String, Arc<ServiceRoute>>,
     /// Ids of deleted services, so a slow miss look-up cannot bring one back.
     deleted: HashSet<Uuid>,
+    misses: Misses,
 }
 
 pub struct RoutingTable {
@@ -184,12 +189,46 @@ impl RoutingTable {
         if validate_service_name(name).is_err() {
             return Ok(None);
         }
-        if let Some(route) = self.read().by_name.get(name) {
-            return Ok(Some(route.clone()));
+        {
+            let table = self.read();
+            if let Some(route) = table.by_name.get(name) {
+                return Ok(Some(route.clone()));
+            }
+            if table.misses.recent(name, Instant::now()) {
+                return Ok(None);
+            }
         }
         // The event follower may have put it there meanwhile: read the table again.
         self.reload(name).await?;
-        Ok(self.read().by_name.get(name).cloned())
+        let found = self.read().by_name.get(name).cloned();
+        if found.is_none() {
+            self.write()
+                .misses
+                .record(Misses::service(name), Instant::now());
+        }
+        Ok(found)
+    }
+
+    /// The route of a service, reloaded once when it lacks `tool` (our copy
+    /// may be older than the tool). A route without the tool means 404.
+    pub async fn service_with_tool(
+        &self,
+        name: &str,
+        tool: &str,
+    ) -> Result<Option<Arc<ServiceRoute>>, CoreError> {
+        let Some(route) = self.service(name).await? else {
+            return Ok(None);
+        };
+        let key = Misses::tool(name, tool);
+        if route.tools.contains_key(tool) || self.read().misses.recent(&key, Instant::now()) {
+            return Ok(Some(route));
+        }
+        self.reload(name).await?;
+        let route = self.read().by_name.get(name).cloned();
+        if route.as_ref().is_some_and(|r| !r.tools.contains_key(tool)) {
+            self.write().misses.record(key, Instant::now());
+        }
+        Ok(route)
     }
 
     /// Reads one service from Postgres and puts it in the table (or removes it).
@@ -214,6 +253,7 @@ impl RoutingTable {
                     return Ok(RouteChange::Unchanged);
                 }
                 table.by_name.insert(name.to_owned(), route.clone());
+                table.misses.forget_service(name);
                 Ok(RouteChange::Upserted(route))
             }
             None => Ok(match table.by_name.remove(name) {

@@ -1,5 +1,13 @@
 //! Builds the OpenAPI 3.1 document of every tool from what the registry
 //! stored. A pure function of its input, so it is tested without HTTP.
+//!
+//! Per tool: `POST {endpoint}`, `operationId` `{service}__{endpoint name}`
+//! (unique and stable across rebuilds), one tag per service, the summary
+//! from the tool's title, the description from its description plus a
+//! sentence naming the hints its annotations give (the annotations
+//! themselves under `x-mcp-annotations`), the schemas translated by
+//! [`crate::schema`], and every answer the executor gives, errors with the
+//! shared `Error` schema.
 
 use std::collections::HashSet;
 
@@ -9,12 +17,53 @@ use mcpo_core::db::queries::ServiceRecord;
 use mcpo_core::error::ErrorCode;
 use serde_json::{json, Map, Value};
 
+use crate::schema::{Components, COMPONENT_PREFIX};
+
 pub const OPENAPI_VERSION: &str = "3.1.0";
+
+/// The name of the error body's schema.
+pub const ERROR_SCHEMA: &str = "Error";
+
+pub const RESPONSE_PREFIX: &str = "#/components/responses/";
+
+/// Every error answer of the executor: status, name in
+/// `components/responses` (shared, so the document does not repeat them for
+/// each of thousands of operations), meaning.
+const ERROR_RESPONSES: &[(&str, &str, &str)] = &[
+    ("400", "BadRequest", "The body is not valid JSON, or `X-Session-Key` is malformed."),
+    ("401", "Unauthorized", "No credentials (`unauthenticated`), or they were refused (`invalid_token`); see `WWW-Authenticate`."),
+    ("403", "Forbidden", "The caller lacks `tools:invoke` or `tools:invoke:{service}` (`permission_denied`)."),
+    ("404", "NotFound", "The service or tool is not registered."),
+    ("413", "PayloadTooLarge", "The body is larger than the executor accepts."),
+    (
+        "422",
+        "InvalidArguments",
+        "The arguments do not match the input schema (`invalid_arguments`, each problem with its JSON pointer), are not a JSON object, or the MCP server refused them.",
+    ),
+    (
+        "429",
+        "TooManyRequests",
+        "The caller has too many calls in flight (`too_many_requests`); retry after `Retry-After` seconds.",
+    ),
+    (
+        "502",
+        "BadGateway",
+        "The MCP server is unreachable, broke the protocol, answered outside its output schema, or the tool reported an error.",
+    ),
+    (
+        "503",
+        "Unavailable",
+        "The service is disabled, its server failed moments ago (`upstream_unavailable`), the executor is at capacity (`overloaded`, with `Retry-After`), or credentials cannot be checked right now (`auth_unavailable`).",
+    ),
+    ("504", "GatewayTimeout", "The MCP server did not answer in time."),
+];
 
 pub fn build(services: &[ServiceRecord], executor_url: &str) -> Value {
     let mut paths = Map::new();
     let mut tags = Vec::new();
     let mut operation_ids = HashSet::new();
+    let mut components = Components::new();
+    components.insert(ERROR_SCHEMA, error_schema());
     for record in services {
         let service = &record.service;
         tags.push(json!({
@@ -24,17 +73,37 @@ pub fn build(services: &[ServiceRecord], executor_url: &str) -> Value {
         for tool_record in &record.tools {
             let tool = &tool_record.tool;
             let schema = &tool_record.schema;
+            let endpoint_name = tool.endpoint.rsplit('/').next().unwrap_or(&tool.endpoint);
             let operation_id =
-                unique_operation_id(&service.name, &tool.endpoint, &mut operation_ids);
+                unique_operation_id(&service.name, endpoint_name, &mut operation_ids);
+            let prefix = format!("{}_{endpoint_name}", service.name);
+            let input = components.translate(&prefix, "Input", &schema.input_schema);
+            let output = schema
+                .output_schema
+                .as_ref()
+                .map(|s| components.translate(&prefix, "Output", s));
+            let annotations = tool.annotations.as_ref().filter(|a| a.is_object());
+            let summary = tool
+                .title
+                .clone()
+                .or_else(|| {
+                    annotations
+                        .and_then(|a| a.get("title"))
+                        .and_then(Value::as_str)
+                        .map(str::to_owned)
+                })
+                .unwrap_or_else(|| tool.name.clone());
+            // Schemas are moved in, not through `json!`, which would copy
+            // them by serializing: with thousands of tools that is most of
+            // the build.
             let mut operation = json!({
                 "operationId": operation_id,
                 "tags": [service.name],
-                "summary": tool.title.clone().unwrap_or_else(|| tool.name.clone()),
+                "summary": summary,
                 "requestBody": {
-                    "required": has_required_properties(&schema.input_schema),
-                    "content": { "application/json": { "schema": schema.input_schema } }
+                    "required": has_required_properties(&input, &components),
+                    "content": { "application/json": {} }
                 },
-                "responses": responses(schema.output_schema.as_ref()),
                 "x-mcp-tool": tool.name,
                 // `tools:invoke` grants it too.
                 "security": [
@@ -42,13 +111,22 @@ pub fn build(services: &[ServiceRecord], executor_url: &str) -> Value {
                     { "api_key": [invoke_permission(&service.name)] }
                 ],
             });
-            if let Some(description) = &tool.description {
-                operation["description"] = json!(description);
+            operation["requestBody"]["content"]["application/json"]["schema"] = input;
+            operation["responses"] = responses(output);
+            let hints = annotations.and_then(hints_sentence);
+            let description = match (&tool.description, hints) {
+                (Some(description), Some(hints)) => Some(format!("{description}\n\n{hints}")),
+                (description, hints) => description.clone().or(hints),
+            };
+            if let Some(description) = description {
+                operation["description"] = Value::String(description);
             }
             if let Some(annotations) = &tool.annotations {
                 operation["x-mcp-annotations"] = annotations.clone();
             }
-            paths.insert(tool.endpoint.clone(), json!({ "post": operation }));
+            let mut item = Map::new();
+            item.insert("post".into(), operation);
+            paths.insert(tool.endpoint.clone(), Value::Object(item));
         }
     }
     let mut document = json!({
@@ -60,43 +138,88 @@ pub fn build(services: &[ServiceRecord], executor_url: &str) -> Value {
             "description": "Every tool of every MCP server registered with MCPO, as a REST endpoint of the tool executor."
         },
         "servers": [{ "url": executor_url }],
-        "tags": tags,
-        "paths": paths,
-        "components": { "schemas": { "Error": error_schema() } }
     });
-    add_security(&mut document, "Error");
+    document["tags"] = Value::Array(tags);
+    document["paths"] = Value::Object(paths);
+    let mut parts = Map::new();
+    parts.insert("schemas".into(), Value::Object(components.into_schemas()));
+    parts.insert("responses".into(), error_responses());
+    document["components"] = Value::Object(parts);
+    add_security(&mut document, ERROR_SCHEMA);
     document
 }
 
-fn responses(output_schema: Option<&Value>) -> Value {
-    let success_schema = output_schema.cloned().unwrap_or_else(|| json!({}));
-    let error = json!({ "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } });
-    let mut responses = json!({
-        "200": {
-            "description": "The tool's result: its structured content, or its content (see docs/tool-results.md).",
-            "content": { "application/json": { "schema": success_schema } }
+/// What the tool's annotations hint, as a sentence for its description.
+/// MCP calls them hints: the server's word, not a guarantee.
+fn hints_sentence(annotations: &Value) -> Option<String> {
+    let hint = |name: &str| annotations.get(name).and_then(Value::as_bool);
+    let mut said = Vec::new();
+    match hint("readOnlyHint") {
+        Some(true) => said.push("read-only (does not modify its environment)"),
+        Some(false) => said.push("may modify its environment"),
+        None => {}
+    }
+    // Meaningful only for a tool that writes.
+    if hint("readOnlyHint") != Some(true) {
+        match hint("destructiveHint") {
+            Some(true) => said.push("may perform destructive updates"),
+            Some(false) => said.push("performs only additive updates"),
+            None => {}
+        }
+    }
+    match hint("idempotentHint") {
+        Some(true) => {
+            said.push("idempotent (repeating a call with the same arguments has no further effect)")
+        }
+        Some(false) => said.push("not idempotent"),
+        None => {}
+    }
+    match hint("openWorldHint") {
+        Some(true) => said.push("interacts with an open world of external entities"),
+        Some(false) => said.push("works in a closed domain"),
+        None => {}
+    }
+    (!said.is_empty()).then(|| {
+        format!(
+            "Hints from the MCP server (`x-mcp-annotations`): {}.",
+            said.join("; ")
+        )
+    })
+}
+
+fn responses(output_schema: Option<Value>) -> Value {
+    let success_schema = output_schema.unwrap_or_else(|| json!({}));
+    let mut success = json!({
+        "description": "The tool's result (see docs/tool-results.md); with `Accept: text/event-stream`, its progress and result as server-sent events.",
+        "content": {
+            "application/json": {},
+            "text/event-stream": { "schema": { "type": "string" } }
         }
     });
-    for (status, description) in [
-        ("400", "The body is not valid JSON."),
-        ("404", "The service or tool is not registered."),
-        ("413", "The body is larger than the executor accepts."),
-        (
-            "422",
-            "The arguments do not match the input schema (`invalid_arguments`, each problem with its JSON pointer), are not a JSON object, or the MCP server refused them.",
-        ),
-        (
-            "502",
-            "The MCP server is unreachable, broke the protocol, or the tool reported an error.",
-        ),
-        ("503", "The service is disabled."),
-        ("504", "The MCP server did not answer in time."),
-    ] {
-        let mut answer = error.clone();
-        answer["description"] = json!(description);
-        responses[status] = answer;
+    success["content"]["application/json"]["schema"] = success_schema;
+    let mut responses = Map::new();
+    responses.insert("200".into(), success);
+    for (status, name, _) in ERROR_RESPONSES {
+        responses.insert(
+            (*status).into(),
+            json!({ "$ref": format!("{RESPONSE_PREFIX}{name}") }),
+        );
     }
-    responses
+    Value::Object(responses)
+}
+
+fn error_responses() -> Value {
+    let mut responses = Map::new();
+    for (_, name, description) in ERROR_RESPONSES {
+        responses.insert(
+            (*name).into(),
+            json!({
+                "description": description,
+                "content": { "application/json": { "schema": { "$ref": format!("{COMPONENT_PREFIX}{ERROR_SCHEMA}") } } }
+            }),
+        );
+    }
+    Value::Object(responses)
 }
 
 fn error_schema() -> Value {
@@ -112,7 +235,17 @@ fn error_schema() -> Value {
     })
 }
 
-fn has_required_properties(schema: &Value) -> bool {
+/// Whether the body must be sent: the schema (or the component its root
+/// refers to) requires a property.
+fn has_required_properties(schema: &Value, components: &Components) -> bool {
+    let schema = match schema
+        .get("$ref")
+        .and_then(Value::as_str)
+        .and_then(|r| r.strip_prefix(COMPONENT_PREFIX))
+    {
+        Some(name) => components.get(name).unwrap_or(schema),
+        None => schema,
+    };
     schema
         .get("required")
         .and_then(Value::as_array)
@@ -121,8 +254,7 @@ fn has_required_properties(schema: &Value) -> bool {
 
 /// `{service}__{endpoint name}` with every character outside `[A-Za-z0-9_]`
 /// replaced: stable across rebuilds because it derives from the endpoint.
-fn unique_operation_id(service: &str, endpoint: &str, taken: &mut HashSet<String>) -> String {
-    let tool = endpoint.rsplit('/').next().unwrap_or(endpoint);
+fn unique_operation_id(service: &str, tool: &str, taken: &mut HashSet<String>) -> String {
     let base: String = format!("{service}__{tool}")
         .chars()
         .map(|c| {

@@ -1,13 +1,18 @@
-//! The OpenAPI publisher: `GET /openapi.json`.
+//! The OpenAPI publisher: `GET /openapi.json` (and `.yaml`), its API Gateway
+//! flavour `GET /openapi.aws.json`, one document per service, `/docs`; new
+//! versions pushed to the configured targets, reported at `GET /pushes`.
 
+pub mod aws;
 pub mod document;
 pub mod publisher;
+pub mod push;
+pub mod schema;
 pub mod versions;
 
 use actix_web::http::{header, Method};
 use actix_web::middleware::from_fn;
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
-use mcpo_core::auth::{authenticate, Authorized, OpenapiRead};
+use mcpo_core::auth::{authenticate, Authorized, OpenapiRead, RegistryAdmin};
 use mcpo_core::config::Settings;
 use mcpo_core::http::{
     health_routes, json_errors, not_found, query_config, request_id_middleware, KnownRoutes,
@@ -29,19 +34,25 @@ pub async fn build(settings: &Settings, deps: Dependencies) -> Result<Applicatio
     let publisher = Publisher::start(
         deps.pool.clone(),
         settings.executor_public_url.clone(),
+        settings.apigateway_authorizer.clone(),
         relay.waker(),
     )
     .await?;
     let relay = tokio::spawn(relay.run());
     let follower = tokio::spawn(publisher.clone().follow(events));
+    let pusher = push::Pusher::new(settings, deps.pool.clone(), publisher.clone());
+    let push_status = web::Data::new(pusher.status());
+    let pusher = tokio::spawn(pusher.run());
     let (listener, addr) = bind(settings.publisher_addr)?;
     let publisher = web::Data::from(publisher);
     let readiness = web::Data::new(deps.readiness(true));
     let known = web::Data::new(KnownRoutes::new(&[
         ("/openapi.json", &[Method::GET]),
         ("/openapi.yaml", &[Method::GET]),
+        ("/openapi.aws.json", &[Method::GET]),
         ("/services/{name}/openapi.json", &[Method::GET]),
         ("/docs", &[Method::GET]),
+        ("/pushes", &[Method::GET]),
     ]));
     let auth = deps.auth.clone();
     let server = HttpServer::new(move || {
@@ -51,17 +62,20 @@ pub async fn build(settings: &Settings, deps: Dependencies) -> Result<Applicatio
             .wrap(from_fn(request_id_middleware))
             .app_data(auth.clone())
             .app_data(publisher.clone())
+            .app_data(push_status.clone())
             .app_data(readiness.clone())
             .app_data(known.clone())
             .app_data(query_config())
             .configure(health_routes)
             .route("/openapi.json", web::get().to(openapi_json))
             .route("/openapi.yaml", web::get().to(openapi_yaml))
+            .route("/openapi.aws.json", web::get().to(openapi_aws_json))
             .route(
                 "/services/{name}/openapi.json",
                 web::get().to(service_openapi_json),
             )
             .route("/docs", web::get().to(docs))
+            .route("/pushes", web::get().to(pushes))
             .default_service(web::to(not_found))
     })
     .workers(settings.http_workers)
@@ -69,7 +83,11 @@ pub async fn build(settings: &Settings, deps: Dependencies) -> Result<Applicatio
     .listen(listener)
     .map_err(|e| CoreError::Internal(e.to_string()))?
     .run();
-    Ok(Application::new(addr, server, vec![follower, relay]))
+    Ok(Application::new(
+        addr,
+        server,
+        vec![follower, relay, pusher],
+    ))
 }
 
 #[derive(serde::Deserialize)]
@@ -120,6 +138,15 @@ async fn openapi_yaml(
     serve(&publisher.current().yaml, "application/yaml", &req)
 }
 
+/// The API Gateway flavour (OpenAPI 3.0.1) of the current document.
+async fn openapi_aws_json(
+    _auth: Authorized<OpenapiRead>,
+    publisher: web::Data<Publisher>,
+    req: HttpRequest,
+) -> HttpResponse {
+    serve(&publisher.current().aws, "application/json", &req)
+}
+
 async fn service_openapi_json(
     _auth: Authorized<OpenapiRead>,
     publisher: web::Data<Publisher>,
@@ -159,6 +186,18 @@ const DOCS_TAIL: &str = r#"</script>
 </body>
 </html>
 "#;
+
+/// How the current version reached each push target. Admin only: it names
+/// buckets, REST APIs and AWS's error messages, which document readers
+/// (gateways, portals) need not see.
+async fn pushes(
+    _auth: Authorized<RegistryAdmin>,
+    publisher: web::Data<Publisher>,
+    status: web::Data<push::PushStatus>,
+) -> Result<HttpResponse, ApiError> {
+    let report = status.report(publisher.current().version).await?;
+    Ok(HttpResponse::Ok().json(report))
+}
 
 /// The bytes with their `ETag`, or 304 when the caller has them already.
 fn serve(rendered: &Rendered, content_type: &str, req: &HttpRequest) -> HttpResponse {

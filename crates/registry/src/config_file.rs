@@ -16,7 +16,7 @@ pub struct McpServersFile {
 
 /// Reads one entry: `command` (+ `args`, `env`) is stdio; `url` (+ `headers`,
 /// optional `type` of `streamable-http`, `streamable_http` or `http`) is
-/// streamable HTTP. The legacy `sse` type is refused until MCPO speaks it.
+/// streamable HTTP; `url` with `type` `sse` is the legacy HTTP+SSE transport.
 pub fn transport_of(entry: &Value) -> Result<TransportConfig, String> {
     let object = entry.as_object().ok_or("must be an object")?;
     let kind = object.get("type").and_then(Value::as_str);
@@ -46,12 +46,17 @@ pub fn transport_of(entry: &Value) -> Result<TransportConfig, String> {
                 serde_json::from_value(http).map_err(|e| e.to_string())
             }
             Some("sse") => {
-                Err("uses the legacy SSE transport, which MCPO does not support yet".into())
+                let sse = serde_json::json!({
+                    "type": "sse",
+                    "url": url,
+                    "headers": object.get("headers").cloned().unwrap_or(Value::Object(Default::default())),
+                });
+                serde_json::from_value(sse).map_err(|e| e.to_string())
             }
             Some(other) => Err(format!("has unknown type `{other}`")),
         };
     }
-    Err("needs a `command` (stdio) or a `url` (streamable HTTP)".into())
+    Err("needs a `command` (stdio) or a `url` (streamable HTTP, or SSE with `type` `sse`)".into())
 }
 
 /// Writes one entry with the transport's values as given: callers pass it
@@ -70,6 +75,13 @@ pub fn entry_of(transport: &TransportConfig) -> Value {
         }
         TransportConfig::StreamableHttp { url, headers } => {
             entry.insert("type".into(), "streamable-http".into());
+            entry.insert("url".into(), url.clone().into());
+            if !headers.is_empty() {
+                entry.insert("headers".into(), serde_json::json!(headers));
+            }
+        }
+        TransportConfig::Sse { url, headers } => {
+            entry.insert("type".into(), "sse".into());
             entry.insert("url".into(), url.clone().into());
             if !headers.is_empty() {
                 entry.insert("headers".into(), serde_json::json!(headers));
@@ -97,11 +109,17 @@ mod tests {
         .unwrap();
         assert_eq!(http.kind(), "streamable_http");
         assert!(transport_of(&json!({ "url": "https://h/mcp" })).is_ok());
-        assert!(
-            transport_of(&json!({ "type": "sse", "url": "https://h/sse" }))
-                .unwrap_err()
-                .contains("SSE")
+        let sse = transport_of(
+            &json!({ "type": "sse", "url": "https://h/sse", "headers": { "x-key": "k" } }),
+        )
+        .unwrap();
+        assert_eq!(sse.kind(), "sse");
+        assert_eq!(
+            entry_of(&sse),
+            json!({ "type": "sse", "url": "https://h/sse", "headers": { "x-key": "k" } })
         );
+        assert!(transport_of(&json!({ "type": "sse", "command": "npx" })).is_err());
+        assert!(transport_of(&json!({ "type": "sse", "url": 3 })).is_err());
         assert!(transport_of(&json!({ "type": "websocket", "url": "wss://h" })).is_err());
         assert!(transport_of(&json!({ "args": [] })).is_err());
         assert!(transport_of(&json!({ "command": 3 })).is_err());
@@ -124,5 +142,14 @@ mod tests {
         assert_eq!(written["headers"]["authorization"], REDACTED);
         assert!(!written.to_string().contains("s3cret"));
         assert_eq!(transport_of(&written).unwrap().kind(), "streamable_http");
+
+        let sse = transport_of(
+            &json!({ "type": "sse", "url": "https://h/sse", "headers": { "authorization": "Bearer s3cret" } }),
+        )
+        .unwrap();
+        let written = entry_of(&redact_transport(&sse));
+        assert_eq!(written["headers"]["authorization"], REDACTED);
+        assert!(!written.to_string().contains("s3cret"));
+        assert_eq!(transport_of(&written).unwrap().kind(), "sse");
     }
 }

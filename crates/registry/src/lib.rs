@@ -7,7 +7,10 @@ pub mod error;
 pub mod monitor;
 pub mod routes;
 pub mod services;
+pub mod snapshots;
 pub mod store;
+
+use std::sync::Arc;
 
 use actix_web::http::Method;
 use actix_web::middleware::from_fn;
@@ -34,7 +37,7 @@ const MAX_BODY_BYTES: usize = 256 * 1024;
 pub fn build(settings: &Settings, deps: Dependencies) -> Result<Application, CoreError> {
     let (listener, addr) = bind(settings.registry_addr)?;
     let relay = Relay::new(deps.pool.clone(), deps.bus.clone());
-    let registry = web::Data::new(Registry::new(settings, deps.pool.clone(), relay.waker()));
+    let registry = Arc::new(Registry::new(settings, deps.pool.clone(), relay.waker()));
     let mut background = Vec::new();
     if let Some(interval) = settings.status_interval {
         let monitor = monitor::Monitor {
@@ -43,10 +46,16 @@ pub fn build(settings: &Settings, deps: Dependencies) -> Result<Application, Cor
             outbox_wake: relay.waker(),
             policy: mcpo_core::mcp::ConnectPolicy::from_settings(settings),
             secret_keys: settings.secret_keys.clone(),
+            registry: registry.clone(),
         };
         background.push(tokio::spawn(monitor.run()));
     }
+    let registry = web::Data::from(registry);
     background.push(tokio::spawn(relay.run()));
+    background.push(tokio::spawn(
+        snapshots::Uploader::new(settings, deps.pool.clone()).run(),
+    ));
+    let config_store = web::Data::new(settings.config_store.store.clone());
     let readiness = web::Data::new(deps.readiness(false));
     let auth = deps.auth.clone();
     let server = HttpServer::new(move || {
@@ -76,6 +85,7 @@ pub fn build(settings: &Settings, deps: Dependencies) -> Result<Application, Cor
             .app_data(json_config(MAX_BODY_BYTES))
             .app_data(query_config())
             .app_data(registry.clone())
+            .app_data(config_store.clone())
             .app_data(readiness.clone())
             .app_data(api_json)
             .app_data(known)

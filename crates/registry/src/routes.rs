@@ -20,6 +20,7 @@ use crate::services::{
     etag, IfMatch, ImportReport, ListServices, RefreshOutcome, RegisterService, Registry,
     UpdateService,
 };
+use crate::snapshots::{self, SnapshotReport, SnapshotStatus};
 
 type Result<T> = std::result::Result<T, ApiError>;
 
@@ -31,7 +32,7 @@ type Result<T> = std::result::Result<T, ApiError>;
     ),
     tags(
         (name = "services", description = "Registered MCP servers and their tools"),
-        (name = "admin", description = "API keys and the audit trail (`registry:admin`)"),
+        (name = "admin", description = "API keys, the audit trail and the config store's backlog (`registry:admin`)"),
     ),
     components(schemas(ErrorBody))
 )]
@@ -54,7 +55,8 @@ pub fn configure(cfg: &mut ServiceConfig) {
             .service(create_api_key)
             .service(list_api_keys)
             .service(revoke_api_key)
-            .service(audit_log),
+            .service(audit_log)
+            .service(config_snapshots),
     );
 }
 
@@ -457,4 +459,43 @@ async fn audit_log(
         entries,
         next_before,
     }))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct SnapshotQuery {
+    /// `pending` (not written to the store yet), `failed` (pending, and the
+    /// last attempt failed) or `uploaded`; absent: all.
+    #[param(inline)]
+    pub status: Option<SnapshotStatus>,
+    /// Page size (default 50).
+    #[param(minimum = 1, maximum = 200)]
+    pub limit: Option<i64>,
+}
+
+/// The config store's backlog: how many service config snapshots wait to be
+/// written (and how many of those failed their last attempt, with why), and
+/// the newest snapshots. A failed write is retried with backoff; the
+/// registration it records is never affected.
+#[utoipa::path(
+    tag = "admin",
+    security(("bearer" = ["registry:admin"]), ("api_key" = ["registry:admin"])),
+    params(SnapshotQuery),
+    responses(
+        (status = 200, description = "Counts and the newest snapshots", body = SnapshotReport),
+        (status = 400, description = "A query parameter is invalid", body = ErrorBody),
+        (status = 422, description = "`limit` is out of range", body = ErrorBody),
+    )
+)]
+#[get("/config-snapshots")]
+async fn config_snapshots(
+    _auth: Authorized<RegistryAdmin>,
+    registry: web::Data<Registry>,
+    store: web::Data<mcpo_core::config::ConfigStore>,
+    query: web::Query<SnapshotQuery>,
+) -> Result<HttpResponse> {
+    let SnapshotQuery { status, limit } = query.into_inner();
+    let report = snapshots::report(&registry.pool, &store, status, limit).await?;
+    Ok(HttpResponse::Ok().json(report))
 }

@@ -776,7 +776,9 @@ impl Registry {
 fn check_secret_values(transport: &TransportConfig) -> Result<(), RegistryError> {
     let (field, values) = match transport {
         TransportConfig::Stdio { env, .. } => ("transport.env", env),
-        TransportConfig::StreamableHttp { headers, .. } => ("transport.headers", headers),
+        TransportConfig::StreamableHttp { headers, .. } | TransportConfig::Sse { headers, .. } => {
+            ("transport.headers", headers)
+        }
     };
     match values
         .iter()
@@ -796,7 +798,8 @@ fn same_destination(new: &TransportConfig, old: &TransportConfig) -> bool {
         (
             TransportConfig::StreamableHttp { url: a, .. },
             TransportConfig::StreamableHttp { url: b, .. },
-        ) => a == b,
+        )
+        | (TransportConfig::Sse { url: a, .. }, TransportConfig::Sse { url: b, .. }) => a == b,
         (
             TransportConfig::Stdio {
                 command: a,

@@ -20,6 +20,7 @@ use uuid::Uuid;
 
 use crate::audit::{self, AuditRecord};
 use crate::error::RegistryError;
+use crate::snapshots;
 
 const SCHEMA_TYPE: &str = "json_schema";
 
@@ -88,6 +89,7 @@ pub async fn insert_service(
         insert_tools(conn, id, new.name, &discovered.tools).await?;
         let record = load(conn, new.name).await?;
         outbox::enqueue(conn, &events(&record)).await?;
+        snapshots::enqueue(conn, &record).await?;
         audit::record(conn, audit).await?;
         Ok(record)
     })
@@ -213,6 +215,7 @@ pub async fn update_service(
         }
         let record = load(conn, &name).await?;
         outbox::enqueue(conn, &events(&record, changed)).await?;
+        snapshots::enqueue(conn, &record).await?;
         let mut details = audit.details.clone();
         if let Value::Object(fields) = &mut details {
             fields.insert("revision".into(), record.service.revision.into());
@@ -240,6 +243,7 @@ pub async fn delete_service(
             .optional()?
             .ok_or_else(|| RegistryError::ServiceNotFound(name.to_owned()))?;
         outbox::enqueue(conn, &events(&deleted)).await?;
+        snapshots::enqueue_tombstone(conn, &deleted).await?;
         audit::record(conn, audit).await?;
         Ok(deleted)
     })

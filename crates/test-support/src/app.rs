@@ -55,6 +55,10 @@ pub fn isolated_settings(database: &TestDatabase) -> Settings {
     settings.egress = EgressPolicy::parse("127.0.0.0/8").unwrap();
     settings.secret_keys =
         Some(SecretKeyring::parse(&format!("test:{}", SecretKeyring::generate_key())).unwrap());
+    // Config snapshots go to a directory of this test's, not the user's data directory.
+    settings.config_store.store = mcpo_core::config::ConfigStore::Dir(
+        std::env::temp_dir().join(format!("mcpo-config-snapshots-{id}")),
+    );
     settings
 }
 
@@ -253,6 +257,9 @@ impl Drop for TestApp {
         for handle in std::mem::take(&mut self.handles) {
             // Not awaited: the runtime ends with the test and takes the servers with it.
             drop(handle.stop(false));
+        }
+        if let mcpo_core::config::ConfigStore::Dir(dir) = &self.settings.config_store.store {
+            let _ = std::fs::remove_dir_all(dir);
         }
         // Our own connection on our own thread: the test's runtime is blocked
         // while we wait, so its NATS client cannot make progress here.

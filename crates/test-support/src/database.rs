@@ -84,29 +84,24 @@ async fn exec(conn: &mut AsyncPgConnection, sql: &str) {
         .unwrap_or_else(|e| panic!("`{sql}` failed: {e}"));
 }
 
+/// Hashes the migrations compiled into this binary (what `run_migrations`
+/// applies) by name, with their SQL as it is on disk: a test binary built
+/// before a migration was added must not build, or use, a template named
+/// for the newer set, and an edited migration needs a new template.
 fn migrations_hash() -> String {
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../migrations");
-    let mut files: Vec<_> = walk(std::path::Path::new(dir));
-    files.sort();
+    use diesel::migration::MigrationSource;
+    let dir = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../../migrations"));
+    let migrations = MigrationSource::<diesel::pg::Pg>::migrations(&mcpo_core::db::MIGRATIONS)
+        .expect("the embedded migrations are readable");
     let mut hasher = Sha256::new();
-    for file in files {
-        hasher.update(file.to_string_lossy().as_bytes());
-        hasher.update(std::fs::read(&file).unwrap());
-    }
-    hex::encode(&hasher.finalize()[..6])
-}
-
-fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            out.extend(walk(&path));
-        } else {
-            out.push(path);
+    for migration in migrations {
+        let name = migration.name().to_string();
+        hasher.update(name.as_bytes());
+        for file in ["up.sql", "down.sql"] {
+            hasher.update(std::fs::read(dir.join(&name).join(file)).unwrap_or_default());
         }
     }
-    out
+    hex::encode(&hasher.finalize()[..6])
 }
 
 #[derive(diesel::QueryableByName)]

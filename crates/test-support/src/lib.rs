@@ -1,14 +1,18 @@
 //! Test support for MCPO: real Postgres, NATS and MCP servers, isolated per test.
 
 pub mod app;
+pub mod client_gen;
 pub mod database;
 pub mod eventually;
 pub mod fixtures;
 pub mod gate;
+pub mod moto;
 pub mod oidc;
 pub mod openapi;
 
 pub use app::TestApp;
+pub use client_gen::GeneratedClient;
 pub use eventually::{eventually, eventually_within};
 pub use fixtures::{everything_stdio, fixture_stdio, FixtureHttp, ToolsFile};
+pub use moto::MotoServer;
 pub use openapi::{schemathesis, validate_openapi};

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use serde_json::Value;
 
-fn python() -> PathBuf {
+pub(crate) fn python() -> PathBuf {
     if let Ok(python) = std::env::var("MCPO_TEST_PYTHON") {
         return python.into();
     }
@@ -20,6 +20,22 @@ fn python() -> PathBuf {
 /// Panics with the validator's findings when the document is not valid
 /// OpenAPI of the version it declares.
 pub fn validate_openapi(doc: &Value) {
+    run_validator(doc, "detect");
+}
+
+/// Like [`validate_openapi`], holding the document to one version of the
+/// specification (`"3.0"`, `"3.1"`), whatever it declares; panics too when it
+/// declares another.
+pub fn validate_openapi_version(doc: &Value, version: &str) {
+    let declared = doc["openapi"].as_str().unwrap_or_default();
+    assert!(
+        declared.starts_with(&format!("{version}.")),
+        "the document declares OpenAPI {declared:?}, not {version}"
+    );
+    run_validator(doc, version);
+}
+
+fn run_validator(doc: &Value, version: &str) {
     let python = python();
     assert!(
         python.exists(),
@@ -33,6 +49,7 @@ pub fn validate_openapi(doc: &Value) {
     std::fs::write(&file, serde_json::to_vec_pretty(doc).unwrap()).unwrap();
     let output = std::process::Command::new(&python)
         .args(["-m", "openapi_spec_validator", "--validation-errors", "all"])
+        .args(["--schema", version])
         .arg(&file)
         .output()
         .expect("the validator runs");
@@ -92,6 +109,8 @@ pub fn schemathesis_with_config(schema_url: &str, args: &[&str], config: &str) {
         .output()
         .expect("schemathesis runs");
     let _ = std::fs::remove_dir_all(&workdir);
+    // Shown by the test runner with the test's output (`--no-capture`).
+    eprintln!("{}", String::from_utf8_lossy(&output.stdout));
     assert!(
         output.status.success(),
         "schemathesis found problems:\n{}\n{}",

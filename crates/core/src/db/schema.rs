@@ -58,7 +58,9 @@ diesel::allow_tables_to_appear_in_same_query!(
     event_outbox,
     openapi_documents,
     api_keys,
-    audit_log
+    audit_log,
+    config_snapshots,
+    openapi_pushes
 );
 
 diesel::table! {
@@ -107,5 +109,34 @@ diesel::table! {
         request_id -> Nullable<Text>,
         client_addr -> Nullable<Text>,
         details -> Jsonb,
+    }
+}
+
+diesel::table! {
+    config_snapshots (id) {
+        id -> Uuid,
+        service_id -> Uuid,
+        service_name -> Text,
+        revision -> Int8,
+        deleted -> Bool,
+        object_key -> Text,
+        content -> Jsonb,
+        created_at -> Timestamptz,
+        uploaded_at -> Nullable<Timestamptz>,
+        attempts -> Int4,
+        last_error -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    openapi_pushes (target, version) {
+        target -> Text,
+        version -> Int8,
+        attempts -> Int4,
+        last_error -> Nullable<Text>,
+        superseded_by -> Nullable<Int8>,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+        pushed_at -> Nullable<Timestamptz>,
     }
 }

@@ -29,6 +29,13 @@ pub enum TransportConfig {
         #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
         headers: BTreeMap<String, String>,
     },
+    /// A server speaking the legacy HTTP+SSE transport (MCP 2024-11-05):
+    /// `url` is the SSE stream's, the server names where to post.
+    Sse {
+        url: String,
+        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+        headers: BTreeMap<String, String>,
+    },
 }
 
 /// Env and header values may be secrets: `{:?}` never shows them.
@@ -47,6 +54,11 @@ impl std::fmt::Debug for TransportConfig {
                 .field("url", url)
                 .field("headers", &names(headers))
                 .finish(),
+            TransportConfig::Sse { url, headers } => f
+                .debug_struct("Sse")
+                .field("url", url)
+                .field("headers", &names(headers))
+                .finish(),
         }
     }
 }
@@ -56,6 +68,7 @@ impl TransportConfig {
         match self {
             TransportConfig::Stdio { .. } => "stdio",
             TransportConfig::StreamableHttp { .. } => "streamable_http",
+            TransportConfig::Sse { .. } => "sse",
         }
     }
 
@@ -100,47 +113,51 @@ impl TransportConfig {
                 }
                 Ok(())
             }
-            TransportConfig::StreamableHttp { url, headers } => {
-                if url.len() > MAX_URL_LEN {
-                    return Err((
-                        "transport.url".into(),
-                        format!("must be at most {MAX_URL_LEN} bytes"),
-                    ));
-                }
-                check_entries("transport.headers", headers)?;
-                let parsed = url::Url::parse(url).map_err(|e| {
-                    (
-                        "transport.url".to_owned(),
-                        format!("is not a valid URL: {e}"),
-                    )
-                })?;
-                if !parsed.username().is_empty() || parsed.password().is_some() {
-                    return Err((
-                        "transport.url".into(),
-                        "must not carry credentials; send them in `headers`".into(),
-                    ));
-                }
-                if !matches!(parsed.scheme(), "http" | "https") {
-                    return Err(("transport.url".into(), "must use http or https".into()));
-                }
-                for (name, value) in headers {
-                    if reqwest::header::HeaderName::from_bytes(name.as_bytes()).is_err() {
-                        return Err((
-                            format!("transport.headers.{name}"),
-                            "is not a valid header name".into(),
-                        ));
-                    }
-                    if reqwest::header::HeaderValue::from_str(value).is_err() {
-                        return Err((
-                            format!("transport.headers.{name}"),
-                            "is not a valid header value".into(),
-                        ));
-                    }
-                }
-                Ok(())
-            }
+            TransportConfig::StreamableHttp { url, headers }
+            | TransportConfig::Sse { url, headers } => validate_http(url, headers),
         }
     }
+}
+
+/// The URL and header rules every HTTP transport shares.
+fn validate_http(url: &str, headers: &BTreeMap<String, String>) -> Result<(), (String, String)> {
+    if url.len() > MAX_URL_LEN {
+        return Err((
+            "transport.url".into(),
+            format!("must be at most {MAX_URL_LEN} bytes"),
+        ));
+    }
+    check_entries("transport.headers", headers)?;
+    let parsed = url::Url::parse(url).map_err(|e| {
+        (
+            "transport.url".to_owned(),
+            format!("is not a valid URL: {e}"),
+        )
+    })?;
+    if !parsed.username().is_empty() || parsed.password().is_some() {
+        return Err((
+            "transport.url".into(),
+            "must not carry credentials; send them in `headers`".into(),
+        ));
+    }
+    if !matches!(parsed.scheme(), "http" | "https") {
+        return Err(("transport.url".into(), "must use http or https".into()));
+    }
+    for (name, value) in headers {
+        if reqwest::header::HeaderName::from_bytes(name.as_bytes()).is_err() {
+            return Err((
+                format!("transport.headers.{name}"),
+                "is not a valid header name".into(),
+            ));
+        }
+        if reqwest::header::HeaderValue::from_str(value).is_err() {
+            return Err((
+                format!("transport.headers.{name}"),
+                "is not a valid header value".into(),
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn check_entries(field: &str, entries: &BTreeMap<String, String>) -> Result<(), (String, String)> {
@@ -245,5 +262,44 @@ mod tests {
             field(&http("https://x/mcp", long_value)),
             "transport.headers.x-key"
         );
+    }
+
+    #[test]
+    fn sse_follows_the_http_rules() {
+        let sse = |url: &str, headers: BTreeMap<String, String>| TransportConfig::Sse {
+            url: url.into(),
+            headers,
+        };
+        assert!(sse("http://127.0.0.1:3001/sse", BTreeMap::new())
+            .validate()
+            .is_ok());
+        assert_eq!(
+            field(&sse("file:///etc/passwd", BTreeMap::new())),
+            "transport.url"
+        );
+        assert_eq!(
+            field(&sse("https://me:pw@x/sse", BTreeMap::new())),
+            "transport.url"
+        );
+        let bad_value = BTreeMap::from([("x-key".to_owned(), "a\nb".to_owned())]);
+        assert_eq!(
+            field(&sse("https://x/sse", bad_value)),
+            "transport.headers.x-key"
+        );
+
+        let parsed: TransportConfig = serde_json::from_value(serde_json::json!({
+            "type": "sse", "url": "https://x/sse", "headers": { "authorization": "Bearer s3cret" }
+        }))
+        .unwrap();
+        assert_eq!(parsed.kind(), "sse");
+        let shown = format!("{parsed:?}");
+        assert!(
+            shown.contains("authorization") && !shown.contains("s3cret"),
+            "{shown}"
+        );
+        assert!(serde_json::from_value::<TransportConfig>(
+            serde_json::json!({ "type": "sse", "url": "https://x/sse", "extra": 1 })
+        )
+        .is_err());
     }
 }

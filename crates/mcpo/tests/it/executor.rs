@@ -47,6 +47,24 @@ async fn maps_tool_results_to_http_answers() {
         unknown_service.json::<Value>().await.unwrap()["code"],
         "service_not_found"
     );
+    // Remembered misses (answered from memory for a moment) do not keep a
+    // name from serving once it is registered.
+    let again = app.call_tool("nope", "echo", &json!({})).await;
+    assert_eq!(again.status(), 404);
+    assert_eq!(
+        app.register(&stdio_fixture("nope", None)).await.status(),
+        201
+    );
+    eventually("the new service answers", async || {
+        let answer = app
+            .call_tool("nope", "echo", &json!({ "message": "found" }))
+            .await;
+        match answer.status().as_u16() {
+            200 => Ok(()),
+            status => Err(status),
+        }
+    })
+    .await;
 }
 
 #[tokio::test]

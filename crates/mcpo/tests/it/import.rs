@@ -54,9 +54,10 @@ async fn import_registers_each_entry_and_reports_each_failure() {
         outcome("Bad Name"),
         ("failed".into(), Some("invalid_request".into()))
     );
+    // A legacy SSE entry is read; nothing listens on port 1.
     assert_eq!(
         outcome("old-sse"),
-        ("failed".into(), Some("invalid_request".into()))
+        ("failed".into(), Some("upstream_unreachable".into()))
     );
     assert_eq!(
         outcome("down"),

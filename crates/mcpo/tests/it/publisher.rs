@@ -40,8 +40,18 @@ async fn document_lists_every_tool_with_its_schemas_and_validates() {
         "number"
     );
     assert_eq!(
-        add["responses"]["502"]["content"]["application/json"]["schema"]["$ref"],
+        add["responses"]["502"]["$ref"],
+        "#/components/responses/BadGateway"
+    );
+    assert_eq!(
+        doc["components"]["responses"]["BadGateway"]["content"]["application/json"]["schema"]
+            ["$ref"],
         "#/components/schemas/Error"
+    );
+    let statuses: Vec<&String> = add["responses"].as_object().unwrap().keys().collect();
+    assert_eq!(
+        statuses,
+        ["200", "400", "401", "403", "404", "413", "422", "429", "502", "503", "504"]
     );
     let echo = &doc["paths"]["/tools/fx/echo"]["post"];
     assert_eq!(echo["summary"], "Echo");
@@ -278,4 +288,55 @@ async fn older_versions_are_served_and_each_new_one_is_announced() {
     let mut distinct = published.clone();
     distinct.dedup();
     assert_eq!(distinct, published, "each version announced once");
+}
+
+/// Schemathesis reads the published 3.1 document and calls the executor with
+/// what it generates (the `tree` tool's recursive schema included): no 5xx,
+/// no answer the document does not list. `slow` (unbounded sleeps), and
+/// `fail` and `bad_output` (a 502 by design), are left out.
+#[tokio::test]
+async fn schemathesis_finds_nothing_in_the_executor_from_the_published_document() {
+    let app = TestApp::spawn().await;
+    let tools = mcpo_test_support::ToolsFile::new(&[
+        "echo",
+        "add",
+        "reverse",
+        "request_meta",
+        "process_id",
+        "image",
+        "tree",
+    ]);
+    assert_eq!(
+        app.register(&stdio_fixture("fx", Some(&tools.path)))
+            .await
+            .status(),
+        201
+    );
+    let doc = app
+        .wait_for_openapi(|doc| doc["paths"].get("/tools/fx/tree").is_some())
+        .await;
+    let file = std::env::temp_dir().join(format!(
+        "mcpo-published-{}.json",
+        uuid::Uuid::new_v4().simple()
+    ));
+    std::fs::write(&file, serde_json::to_vec_pretty(&doc).unwrap()).unwrap();
+    let auth = format!(
+        "Authorization: Bearer {}",
+        app.token(mcpo_test_support::app::ALL_PERMISSIONS)
+    );
+    let (schema, url) = (
+        file.to_string_lossy().into_owned(),
+        app.executor_url.clone(),
+    );
+    let outcome = tokio::task::spawn_blocking(move || {
+        std::panic::catch_unwind(|| {
+            mcpo_test_support::schemathesis(&schema, &["--url", &url, "--header", &auth])
+        })
+    })
+    .await
+    .unwrap();
+    let _ = std::fs::remove_file(&file);
+    if let Err(panic) = outcome {
+        std::panic::resume_unwind(panic);
+    }
 }

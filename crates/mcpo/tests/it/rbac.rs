@@ -216,6 +216,14 @@ fn registry_table() -> Vec<Expected> {
             None,
             200,
         ),
+        (
+            "GET",
+            "/api/v1/mcpo/config-snapshots",
+            "registry:admin",
+            "/api/v1/mcpo/config-snapshots".into(),
+            None,
+            200,
+        ),
     ]
 }
 
@@ -370,6 +378,17 @@ async fn all_routes(app: &TestApp) -> (Vec<Route>, Vec<String>) {
             allowed: Some(200),
         });
     }
+    // Push targets' report: it names buckets and REST APIs, so admin only.
+    routes.push(Route {
+        service: "publisher",
+        base: app.publisher_url.clone(),
+        method: Method::GET,
+        template: "/pushes".into(),
+        path: "/pushes".into(),
+        body: None,
+        required: "registry:admin".into(),
+        allowed: Some(200),
+    });
     (routes, problems)
 }
 

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use mcpo_core::events::{Event, EventBus};
+use mcpo_core::events::{Event, EventBus, ToolsChange};
 use mcpo_test_support::{eventually, FixtureHttp, TestApp};
 use serde_json::{json, Value};
 
@@ -102,4 +102,93 @@ async fn a_server_that_goes_away_is_unreachable_and_active_again_when_back() {
     let expected = [("active", "unreachable"), ("unreachable", "active")]
         .map(|(a, b)| (a.to_owned(), b.to_owned()));
     assert_eq!(changes, expected);
+}
+
+fn tool_names(service: &Value) -> Vec<String> {
+    let mut names: Vec<String> = service["tools"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|t| t["name"].as_str().unwrap().to_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+#[tokio::test]
+async fn a_server_announcing_tool_changes_is_relisted_without_a_refresh() {
+    let app =
+        TestApp::spawn_with(|settings| settings.status_interval = Some(Duration::from_millis(300)))
+            .await;
+    let tools = mcpo_test_support::ToolsFile::new(&["echo"]);
+    let mut registration = stdio_fixture("live", Some(&tools.path));
+    registration["transport"]["args"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!("--announce-tool-changes"));
+    assert_eq!(app.register(&registration).await.status(), 201);
+    let bus = EventBus::connect(&app.direct_nats()).await.unwrap();
+
+    // Each change reaches the registry through the monitor's session alone:
+    // nobody calls refresh.
+    for expected in [vec!["add", "echo"], vec!["add", "echo", "reverse"]] {
+        tools.set(&expected);
+        eventually(&format!("the registry lists {expected:?}"), async || {
+            let service: Value = app
+                .registry_get("/api/v1/mcpo/services/live")
+                .await
+                .json()
+                .await
+                .unwrap();
+            if tool_names(&service) == expected {
+                Ok(())
+            } else {
+                Err(service)
+            }
+        })
+        .await;
+    }
+
+    let updates = eventually("two tools.updated events", async || {
+        let updates: Vec<Vec<String>> = bus
+            .stored_events()
+            .await
+            .unwrap()
+            .into_iter()
+            .filter_map(|e| match e.event {
+                Event::ToolsUpdated(u)
+                    if u.service_name == "live" && u.change == ToolsChange::Refreshed =>
+                {
+                    let mut tools = u.tools;
+                    tools.sort();
+                    Some(tools)
+                }
+                _ => None,
+            })
+            .collect();
+        if updates.len() >= 2 {
+            Ok(updates)
+        } else {
+            Err(updates)
+        }
+    })
+    .await;
+    assert_eq!(
+        updates,
+        [vec!["add", "echo"], vec!["add", "echo", "reverse"]]
+    );
+
+    let audit: Value = app
+        .registry_get("/api/v1/mcpo/audit?target=live")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let relists = audit["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|row| row["action"] == "service.refreshed" && row["actor_kind"] == "system")
+        .count();
+    assert!(relists >= 2, "{audit:#}");
 }
