@@ -7,6 +7,7 @@ use actix_web::dev::ServerHandle;
 use mcpo_core::auth::{AuthSettings, OidcSettings};
 use mcpo_core::config::Settings;
 use mcpo_core::egress::{EgressPolicy, StdioPolicy};
+use mcpo_core::events::{Event, EventBus};
 use mcpo_core::secrets::SecretKeyring;
 use mcpo_core::server::Dependencies;
 use serde_json::Value;
@@ -38,7 +39,9 @@ pub fn isolated_settings(database: &TestDatabase) -> Settings {
     let mut settings = Settings::local_defaults();
     let id = uuid::Uuid::new_v4().simple().to_string();
     settings.database.url = database.url.clone();
-    settings.database.pool_size = 4;
+    // The three services share this pool here, and each lock holder (outbox
+    // relay, status monitor, snapshot uploader) keeps one connection.
+    settings.database.pool_size = 8;
     settings.nats.url =
         std::env::var("MCPO_TEST_NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".into());
     settings.nats.subject_prefix = format!("t{id}");
@@ -61,6 +64,9 @@ pub fn isolated_settings(database: &TestDatabase) -> Settings {
     );
     settings
 }
+
+/// The registry's service collection.
+pub const SERVICES: &str = "/api/v1/mcpo/services";
 
 /// The audience of every test token.
 pub const AUDIENCE: &str = "mcpo-test";
@@ -158,8 +164,43 @@ impl TestApp {
 
     pub async fn register(&self, body: &Value) -> reqwest::Response {
         self.http
-            .post(format!("{}/api/v1/mcpo/services", self.registry_url))
+            .post(format!("{}{SERVICES}", self.registry_url))
             .json(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Registers every server of an `{"mcpServers": {...}}` file.
+    pub async fn import(&self, file: &Value) -> reqwest::Response {
+        self.http
+            .post(format!("{}{SERVICES}:import", self.registry_url))
+            .json(file)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn patch_service(&self, name: &str, body: &Value) -> reqwest::Response {
+        self.http
+            .patch(format!("{}{SERVICES}/{name}", self.registry_url))
+            .json(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn delete_service(&self, name: &str) -> reqwest::Response {
+        self.http
+            .delete(format!("{}{SERVICES}/{name}", self.registry_url))
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn refresh(&self, name: &str) -> reqwest::Response {
+        self.http
+            .post(format!("{}{SERVICES}/{name}/refresh", self.registry_url))
             .send()
             .await
             .unwrap()
@@ -169,6 +210,33 @@ impl TestApp {
         self.http
             .get(format!("{}{path}", self.registry_url))
             .send()
+            .await
+            .unwrap()
+    }
+
+    /// The service as the registry shows it now (its error body if there is none).
+    pub async fn service(&self, name: &str) -> Value {
+        self.get_json(&format!("{}{SERVICES}/{name}", self.registry_url))
+            .await
+    }
+
+    pub async fn publisher_get(&self, path: &str) -> reqwest::Response {
+        self.http
+            .get(format!("{}{path}", self.publisher_url))
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// The JSON body of a GET of `url` (of any service, or of a replica)
+    /// with every permission, whatever its status.
+    pub async fn get_json(&self, url: &str) -> Value {
+        self.http
+            .get(url)
+            .send()
+            .await
+            .unwrap()
+            .json()
             .await
             .unwrap()
     }
@@ -208,14 +276,34 @@ impl TestApp {
     }
 
     pub async fn openapi(&self) -> Value {
-        self.http
-            .get(format!("{}/openapi.json", self.publisher_url))
-            .send()
+        self.get_json(&format!("{}/openapi.json", self.publisher_url))
             .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
+    }
+
+    /// Polls the app's event stream until the events `pick` selects are
+    /// `enough` (events are asynchronous); returns them, oldest first.
+    pub async fn wait_for_events<T: std::fmt::Debug>(
+        &self,
+        what: &str,
+        pick: impl Fn(Event) -> Option<T>,
+        enough: impl Fn(&[T]) -> bool,
+    ) -> Vec<T> {
+        let bus = EventBus::connect(&self.direct_nats()).await.unwrap();
+        eventually(what, async || {
+            let picked: Vec<T> = bus
+                .stored_events()
+                .await
+                .unwrap()
+                .into_iter()
+                .filter_map(|e| pick(e.event))
+                .collect();
+            if enough(&picked) {
+                Ok(picked)
+            } else {
+                Err(picked)
+            }
+        })
+        .await
     }
 
     /// Polls the published document until `ready` holds (events are
