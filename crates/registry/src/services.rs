@@ -164,7 +164,7 @@ fn text_problem(text: &str, max: usize) -> Option<String> {
 pub const MAX_PAGE: i64 = 200;
 
 /// The page size a list asks for, or the default; out of range is refused.
-fn page_limit(limit: Option<i64>) -> Result<i64, RegistryError> {
+pub(crate) fn page_limit(limit: Option<i64>) -> Result<i64, RegistryError> {
     let limit = limit.unwrap_or(DEFAULT_PAGE);
     if (1..=MAX_PAGE).contains(&limit) {
         Ok(limit)

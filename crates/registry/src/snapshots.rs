@@ -231,9 +231,6 @@ pub struct SnapshotReport {
     pub snapshots: Vec<SnapshotEntry>,
 }
 
-pub const DEFAULT_PAGE: i64 = 50;
-pub const MAX_PAGE: i64 = 200;
-
 /// The backlog counts and up to `limit` snapshots with `status`, newest first.
 pub async fn report(
     pool: &DbPool,
@@ -241,13 +238,7 @@ pub async fn report(
     status: Option<SnapshotStatus>,
     limit: Option<i64>,
 ) -> Result<SnapshotReport, RegistryError> {
-    let limit = limit.unwrap_or(DEFAULT_PAGE);
-    if !(1..=MAX_PAGE).contains(&limit) {
-        return Err(RegistryError::invalid(
-            "limit",
-            format!("must be between 1 and {MAX_PAGE}"),
-        ));
-    }
+    let limit = crate::services::page_limit(limit)?;
     let mut conn = pool.get().await?;
     let pending: i64 = config_snapshots::table
         .filter(config_snapshots::uploaded_at.is_null())

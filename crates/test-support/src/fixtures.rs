@@ -127,12 +127,7 @@ impl EverythingSse {
         // binds, node exits and we try another.
         let mut failures = Vec::new();
         for _ in 0..3 {
-            let port = std::net::TcpListener::bind("127.0.0.1:0")
-                .unwrap()
-                .local_addr()
-                .unwrap()
-                .port();
-            match EverythingSse::start_on(port).await {
+            match EverythingSse::start_on(crate::net::closed_port()).await {
                 Ok(server) => return server,
                 Err(output) => failures.push(output),
             }

@@ -31,6 +31,23 @@ fn moto_server() -> PathBuf {
     tools.join("venv/bin/moto_server")
 }
 
+/// A bucket name of a test's own.
+pub fn unique_bucket() -> String {
+    format!("mcpo-{}", uuid::Uuid::new_v4().simple())
+}
+
+/// Settings for an AWS that cannot be reached (a port nothing listens on),
+/// signing with `secret_key`, so a test can see the secret is never shown.
+pub fn unreachable_aws(secret_key: &str) -> AwsSettings {
+    AwsSettings::new(
+        Some(REGION.into()),
+        Some(format!("http://127.0.0.1:{}", crate::net::closed_port())),
+        Some("mcpo-test-key".into()),
+        Some(secret_key.into()),
+    )
+    .expect("valid settings")
+}
+
 pub struct MotoServer {
     port: u16,
     // Dropping it kills moto (`kill_on_drop`).

@@ -13,7 +13,7 @@ use mcpo_core::auth::{AuthSettings, OidcSettings};
 use mcpo_core::config::Settings;
 use mcpo_test_support::app::AUDIENCE;
 use mcpo_test_support::oidc::{KeyAlg, TestIssuer};
-use mcpo_test_support::{eventually, TestApp};
+use mcpo_test_support::{closed_port, eventually, TestApp};
 use reqwest::header::{AUTHORIZATION, RETRY_AFTER, WWW_AUTHENTICATE};
 use reqwest::Method;
 use serde_json::{json, Value};
@@ -165,15 +165,6 @@ fn reader_claims(issuer: &TestIssuer) -> Value {
 
 fn now_of(claims: &Value) -> u64 {
     claims["iat"].as_u64().unwrap()
-}
-
-/// A port nothing listens on (bound, then released).
-fn closed_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 #[tokio::test]

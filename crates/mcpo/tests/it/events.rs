@@ -16,12 +16,7 @@ async fn registration_refresh_and_delete_are_announced() {
     futures::pin_mut!(events);
 
     assert_eq!(app.register(&stdio_fixture("fx", None)).await.status(), 201);
-    let deleted = app
-        .http
-        .delete(format!("{}/api/v1/mcpo/services/fx", app.registry_url))
-        .send()
-        .await
-        .unwrap();
+    let deleted = app.delete_service("fx").await;
     assert_eq!(deleted.status(), 204);
 
     let mut received = Vec::new();

@@ -1,7 +1,7 @@
 //! Registrations that must fail cleanly: the right status and code, and
 //! nothing stored.
 
-use mcpo_test_support::TestApp;
+use mcpo_test_support::{closed_port, TestApp};
 use serde_json::{json, Value};
 
 use crate::stdio_fixture;
@@ -27,12 +27,7 @@ async fn expect(response: reqwest::Response, status: u16, code: &str) -> Value {
 #[tokio::test]
 async fn unreachable_url_is_a_bad_gateway_and_stores_nothing() {
     let app = TestApp::spawn().await;
-    // Bind and drop to find a closed port.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = closed_port();
     let body = json!({ "name": "down", "transport": { "type": "streamable_http", "url": format!("http://127.0.0.1:{port}/mcp") } });
     expect(app.register(&body).await, 502, "upstream_unreachable").await;
     // A token in the query string stays out of the answer.

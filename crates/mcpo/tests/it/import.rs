@@ -1,6 +1,6 @@
 //! Import and export of `{"mcpServers": {...}}` files, by API and command line.
 
-use mcpo_test_support::{FixtureHttp, TestApp};
+use mcpo_test_support::{closed_port, FixtureHttp, TestApp};
 use serde_json::{json, Value};
 
 use crate::MCPO;
@@ -9,11 +9,7 @@ use crate::MCPO;
 async fn import_registers_each_entry_and_reports_each_failure() {
     let app = TestApp::spawn().await;
     let fixture = FixtureHttp::start(None).await;
-    let closed = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let closed = closed_port();
     let file = json!({ "mcpServers": {
         "local": { "command": MCPO, "args": ["fixture", "stdio"], "env": { "TOKEN": "s3cret" } },
         "remote": { "type": "http", "url": fixture.url, "headers": { "authorization": "Bearer s3cret" } },
@@ -21,13 +17,7 @@ async fn import_registers_each_entry_and_reports_each_failure() {
         "old-sse": { "type": "sse", "url": "http://127.0.0.1:1/sse" },
         "down": { "url": format!("http://127.0.0.1:{closed}/mcp") },
     }});
-    let response = app
-        .http
-        .post(format!("{}/api/v1/mcpo/services:import", app.registry_url))
-        .json(&file)
-        .send()
-        .await
-        .unwrap();
+    let response = app.import(&file).await;
     assert_eq!(response.status(), 200);
     let report: Value = response.json().await.unwrap();
     assert_eq!(

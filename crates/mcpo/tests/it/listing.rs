@@ -92,12 +92,8 @@ async fn the_list_pages_filters_and_searches() {
     );
 
     let disabled = app
-        .http
-        .patch(format!("{}/api/v1/mcpo/services/bravo", app.registry_url))
-        .json(&json!({ "enabled": false }))
-        .send()
-        .await
-        .unwrap();
+        .patch_service("bravo", &json!({ "enabled": false }))
+        .await;
     assert_eq!(disabled.status(), 200);
     assert_eq!(names(&list(&app, "?status=disabled").await.1), ["bravo"]);
     assert_eq!(

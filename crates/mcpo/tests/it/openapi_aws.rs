@@ -11,14 +11,6 @@ use serde_json::{json, Value};
 
 const AUTHORIZER_URI: &str = "arn:aws:apigateway:eu-west-1:lambda:path/2015-03-31/functions/arn:aws:lambda:eu-west-1:123456789012:function:mcpo-auth/invocations";
 
-async fn get(app: &TestApp, path: &str) -> reqwest::Response {
-    app.http
-        .get(format!("{}{path}", app.publisher_url))
-        .send()
-        .await
-        .unwrap()
-}
-
 #[tokio::test]
 async fn both_documents_of_the_fixture_and_server_everything_are_valid_and_complete() {
     let app = TestApp::spawn_with(|settings| {
@@ -129,7 +121,7 @@ async fn both_documents_of_the_fixture_and_server_everything_are_valid_and_compl
     }
 
     // The API Gateway flavour of the same version.
-    let response = get(&app, "/openapi.aws.json").await;
+    let response = app.publisher_get("/openapi.aws.json").await;
     assert_eq!(response.status(), 200);
     assert_eq!(response.headers()["content-type"], "application/json");
     let etag = response.headers()["etag"].to_str().unwrap().to_owned();
@@ -184,7 +176,8 @@ async fn both_documents_of_the_fixture_and_server_everything_are_valid_and_compl
 
     // The per-service documents hold to 3.1 too.
     for service in ["fx", "everything"] {
-        let one: Value = get(&app, &format!("/services/{service}/openapi.json"))
+        let one: Value = app
+            .publisher_get(&format!("/services/{service}/openapi.json"))
             .await
             .json()
             .await

@@ -38,12 +38,7 @@ async fn events_written_while_nats_is_down_are_delivered_once_when_it_returns() 
     let ready: Value = app.registry_get("/readyz").await.json().await.unwrap();
     assert_eq!(ready["status"], "ready");
     assert_eq!(ready["nats"], "not connected");
-    let deleted = app
-        .http
-        .delete(format!("{}/api/v1/mcpo/services/fx", app.registry_url))
-        .send()
-        .await
-        .unwrap();
+    let deleted = app.delete_service("fx").await;
     assert_eq!(deleted.status(), 204);
     // The registry's three, and perhaps the publisher's first openapi.published.
     assert!(mcpo_core::outbox::pending(&app.deps.pool).await.unwrap() >= 3);

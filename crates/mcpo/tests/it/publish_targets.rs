@@ -14,11 +14,12 @@ use mcpo_core::aws::{self, S3Location};
 use mcpo_core::config::{ApiGatewayTarget, Settings};
 use mcpo_core::db::schema::openapi_pushes;
 use mcpo_core::server::Dependencies;
+use mcpo_test_support::moto::{unique_bucket, unreachable_aws};
 use mcpo_test_support::{eventually, MotoServer, TestApp};
 use serde_json::Value;
 use uuid::Uuid;
 
-use crate::stdio_fixture;
+use crate::{register_published, stdio_fixture};
 
 const STAGE: &str = "live";
 const PREFIX: &str = "mcpo/openapi";
@@ -33,10 +34,6 @@ fn fast(settings: &mut Settings) {
 
 fn temp_dir() -> PathBuf {
     std::env::temp_dir().join(format!("mcpo-publish-{}", Uuid::new_v4().simple()))
-}
-
-fn bucket() -> String {
-    format!("mcpo-{}", Uuid::new_v4().simple())
 }
 
 /// What the publisher serves now, read consistently (the same version before
@@ -68,24 +65,24 @@ impl Served {
 }
 
 async fn fetch(app: &TestApp, path: &str) -> reqwest::Response {
-    let response = app
-        .http
-        .get(format!("{}{path}", app.publisher_url))
-        .send()
-        .await
-        .unwrap();
+    let response = app.publisher_get(path).await;
     assert_eq!(response.status(), 200, "{path}");
     response
+}
+
+/// The version of the document `response` carries.
+fn document_version(response: &reqwest::Response) -> i64 {
+    response.headers()["x-mcpo-document-version"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap()
 }
 
 async fn served(app: &TestApp) -> Served {
     eventually("one version is served throughout three reads", async || {
         let json = fetch(app, "/openapi.json").await;
-        let version: i64 = json.headers()["x-mcpo-document-version"]
-            .to_str()
-            .unwrap()
-            .parse()
-            .unwrap();
+        let version = document_version(&json);
         let json = json.bytes().await.unwrap().to_vec();
         let yaml = fetch(app, "/openapi.yaml").await.bytes().await.unwrap();
         let aws = fetch(app, "/openapi.aws.json").await.bytes().await.unwrap();
@@ -167,7 +164,7 @@ async fn tool_paths(app: &TestApp, service: &str) -> BTreeSet<String> {
 #[tokio::test]
 async fn every_target_gets_the_current_version_and_api_gateway_imports_it() {
     let moto = MotoServer::start().await;
-    let bucket = bucket();
+    let bucket = unique_bucket();
     moto.create_bucket(&bucket).await;
     let apigateway = apigateway_client(&moto).await;
     let api = apigateway
@@ -193,9 +190,7 @@ async fn every_target_gets_the_current_version_and_api_gateway_imports_it() {
         fast(s);
     })
     .await;
-    assert_eq!(app.register(&stdio_fixture("fx", None)).await.status(), 201);
-    app.wait_for_openapi(|doc| doc["paths"].get("/tools/fx/echo").is_some())
-        .await;
+    register_published(&app, "fx").await;
 
     let dir_target = format!("dir:{}", dir.display());
     let s3_target = format!("s3://{bucket}/{PREFIX}");
@@ -310,7 +305,7 @@ async fn every_target_gets_the_current_version_and_api_gateway_imports_it() {
 #[tokio::test]
 async fn a_missing_bucket_is_retried_and_reported_and_then_gets_only_the_newest_version() {
     let moto = MotoServer::start().await;
-    let bucket = bucket();
+    let bucket = unique_bucket();
     let app = TestApp::spawn_with(|s| {
         s.aws = moto.aws_settings();
         s.publish.s3 = Some(S3Location {
@@ -321,9 +316,7 @@ async fn a_missing_bucket_is_retried_and_reported_and_then_gets_only_the_newest_
     })
     .await;
     let target = format!("s3://{bucket}/{PREFIX}");
-    assert_eq!(app.register(&stdio_fixture("fx", None)).await.status(), 201);
-    app.wait_for_openapi(|doc| doc["paths"].get("/tools/fx/echo").is_some())
-        .await;
+    register_published(&app, "fx").await;
     let first = served(&app).await;
 
     let failing = eventually("the push is retried and its error recorded", async || {
@@ -350,9 +343,7 @@ async fn a_missing_bucket_is_retried_and_reported_and_then_gets_only_the_newest_
     assert_eq!(served(&app).await.version, first.version);
 
     // A newer version supersedes the one that could not be pushed.
-    assert_eq!(app.register(&stdio_fixture("fy", None)).await.status(), 201);
-    app.wait_for_openapi(|doc| doc["paths"].get("/tools/fy/echo").is_some())
-        .await;
+    register_published(&app, "fy").await;
     let second = served(&app).await;
     assert!(second.version > first.version);
     eventually("the newer version is being pushed", async || {
@@ -412,22 +403,10 @@ async fn a_missing_bucket_is_retried_and_reported_and_then_gets_only_the_newest_
 
 #[tokio::test]
 async fn an_unreachable_aws_fails_its_targets_but_not_the_directory_nor_the_document() {
-    // A port nothing listens on.
-    let closed = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
     let secret = format!("secret-{}", Uuid::new_v4().simple());
     let dir = temp_dir();
     let app = TestApp::spawn_with(|s| {
-        s.aws = mcpo_core::aws::AwsSettings::new(
-            Some("us-east-1".into()),
-            Some(format!("http://127.0.0.1:{closed}")),
-            Some("mcpo-test-key".into()),
-            Some(secret.clone()),
-        )
-        .unwrap();
+        s.aws = unreachable_aws(&secret);
         s.publish.dir = Some(dir.clone());
         s.publish.s3 = Some(S3Location::parse("s3://mcpo-nowhere/x").unwrap());
         s.publish.apigateway = Some(ApiGatewayTarget {
@@ -438,9 +417,7 @@ async fn an_unreachable_aws_fails_its_targets_but_not_the_directory_nor_the_docu
         fast(s);
     })
     .await;
-    assert_eq!(app.register(&stdio_fixture("fx", None)).await.status(), 201);
-    app.wait_for_openapi(|doc| doc["paths"].get("/tools/fx/echo").is_some())
-        .await;
+    register_published(&app, "fx").await;
     let dir_target = format!("dir:{}", dir.display());
     let served = all_pushed(&app, &[&dir_target]).await;
     assert!(read_file(&dir, "openapi.json") == served.json);
@@ -546,15 +523,7 @@ async fn of_two_publisher_replicas_one_pushes_each_version_once() {
         );
     }
     // The replica reports the same.
-    let report: Value = app
-        .http
-        .get(format!("{replica_url}/pushes"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let report = app.get_json(&format!("{replica_url}/pushes")).await;
     assert_eq!(entry(&report, &target)["pushed_version"], served.version);
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -564,10 +533,5 @@ fn read_file(dir: &Path, key: &str) -> Vec<u8> {
 }
 
 async fn served_version(app: &TestApp) -> i64 {
-    let response = fetch(app, "/openapi.json").await;
-    response.headers()["x-mcpo-document-version"]
-        .to_str()
-        .unwrap()
-        .parse()
-        .unwrap()
+    document_version(&fetch(app, "/openapi.json").await)
 }

@@ -1,7 +1,7 @@
 use mcpo_test_support::{FixtureHttp, TestApp};
 use serde_json::{json, Value};
 
-use crate::stdio_fixture;
+use crate::{register_published, stdio_fixture};
 
 #[tokio::test]
 async fn document_lists_every_tool_with_its_schemas_and_validates() {
@@ -82,10 +82,7 @@ async fn etag_answers_not_modified_until_the_document_changes() {
         .unwrap();
     assert_eq!(cached.status(), 304);
 
-    assert_eq!(app.register(&stdio_fixture("fx", None)).await.status(), 201);
-    let doc: Value = app
-        .wait_for_openapi(|doc| doc["paths"].get("/tools/fx/echo").is_some())
-        .await;
+    let doc = register_published(&app, "fx").await;
     assert!(doc["paths"].get("/tools/fx/add").is_some());
     let fresh = app
         .http
@@ -116,22 +113,14 @@ async fn yaml_per_service_documents_and_the_docs_page() {
         })
         .await;
 
-    let yaml = app
-        .http
-        .get(format!("{}/openapi.yaml", app.publisher_url))
-        .send()
-        .await
-        .unwrap();
+    let yaml = app.publisher_get("/openapi.yaml").await;
     assert_eq!(yaml.headers()["content-type"], "application/yaml");
     let yaml_doc: Value = serde_yaml_ng::from_str(&yaml.text().await.unwrap()).unwrap();
     assert_eq!(yaml_doc, json_doc, "the YAML is the same document");
 
     let one: Value = app
-        .http
-        .get(format!("{}/services/fx/openapi.json", app.publisher_url))
-        .send()
+        .publisher_get("/services/fx/openapi.json")
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();
@@ -148,24 +137,14 @@ async fn yaml_per_service_documents_and_the_docs_page() {
     assert_eq!(one["tags"][0]["name"], "fx");
     mcpo_test_support::validate_openapi(&one);
 
-    let missing = app
-        .http
-        .get(format!("{}/services/ghost/openapi.json", app.publisher_url))
-        .send()
-        .await
-        .unwrap();
+    let missing = app.publisher_get("/services/ghost/openapi.json").await;
     assert_eq!(missing.status(), 404);
     assert_eq!(
         missing.json::<Value>().await.unwrap()["code"],
         "service_not_found"
     );
 
-    let page = app
-        .http
-        .get(format!("{}/docs", app.publisher_url))
-        .send()
-        .await
-        .unwrap();
+    let page = app.publisher_get("/docs").await;
     assert_eq!(page.status(), 200);
     // The document is embedded: the browser could not send a token to fetch it.
     let html = page.text().await.unwrap();
@@ -225,22 +204,11 @@ async fn older_versions_are_served_and_each_new_one_is_announced() {
     let first = app.http.get(&url).send().await.unwrap();
     assert_eq!(first.headers()["x-mcpo-document-version"], "1");
 
-    assert_eq!(app.register(&stdio_fixture("fx", None)).await.status(), 201);
-    let doc = app
-        .wait_for_openapi(|doc| doc["paths"].get("/tools/fx/echo").is_some())
-        .await;
+    let doc = register_published(&app, "fx").await;
     let version: i64 = doc["info"]["version"].as_str().unwrap().parse().unwrap();
     assert!(version >= 2);
 
-    let old: Value = app
-        .http
-        .get(format!("{url}?version=1"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let old = app.get_json(&format!("{url}?version=1")).await;
     assert_eq!(old["paths"], json!({}));
     assert_eq!(old["info"]["version"], "1");
     let missing = app
@@ -262,27 +230,16 @@ async fn older_versions_are_served_and_each_new_one_is_announced() {
         .unwrap();
     assert_eq!(junk.status(), 400);
 
-    let bus = mcpo_core::events::EventBus::connect(&app.direct_nats())
-        .await
-        .unwrap();
-    let published = mcpo_test_support::eventually("the new version is announced", async || {
-        let published: Vec<i64> = bus
-            .stored_events()
-            .await
-            .unwrap()
-            .into_iter()
-            .filter_map(|e| match e.event {
+    let published = app
+        .wait_for_events(
+            "the new version is announced",
+            |event| match event {
                 mcpo_core::events::Event::OpenapiPublished(p) => Some(p.version),
                 _ => None,
-            })
-            .collect();
-        if published.contains(&version) {
-            Ok(published)
-        } else {
-            Err(published)
-        }
-    })
-    .await;
+            },
+            |published| published.contains(&version),
+        )
+        .await;
     assert_eq!(published.first(), Some(&1));
     assert!(published.contains(&version), "{published:?}");
     let mut distinct = published.clone();

@@ -1,18 +1,7 @@
-use mcpo_test_support::{everything_stdio, FixtureHttp, TestApp, ToolsFile};
+use mcpo_test_support::{everything_stdio, tool_names, FixtureHttp, TestApp, ToolsFile};
 use serde_json::{json, Value};
 
-use crate::stdio_fixture;
-
-fn tool_names(service: &Value) -> Vec<String> {
-    let mut names: Vec<String> = service["tools"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t["name"].as_str().unwrap().to_owned())
-        .collect();
-    names.sort();
-    names
-}
+use crate::{assert_everything_tools, refresh, stdio_fixture};
 
 #[tokio::test]
 async fn registers_the_fixture_over_stdio_with_every_tool() {
@@ -54,12 +43,7 @@ async fn registers_the_fixture_over_stdio_with_every_tool() {
         .await
         .unwrap();
     assert_eq!(tools["tools"].as_array().unwrap().len(), 4);
-    let one: Value = app
-        .registry_get("/api/v1/mcpo/services/fx")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let one = app.service("fx").await;
     assert_eq!(tool_names(&one), tool_names(&service));
 }
 
@@ -128,25 +112,12 @@ async fn refresh_stores_a_changed_tool_list_and_serves_it() {
         201
     );
 
-    let refresh = || async {
-        let response = app
-            .http
-            .post(format!(
-                "{}/api/v1/mcpo/services/fx/refresh",
-                app.registry_url
-            ))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), 200);
-        response.json::<Value>().await.unwrap()
-    };
-    let unchanged = refresh().await;
+    let unchanged = refresh(&app, "fx").await;
     assert_eq!(unchanged["changed"], false);
     assert_eq!(unchanged["service"]["revision"], 1);
 
     tools_file.set(&["echo", "add", "reverse"]);
-    let changed = refresh().await;
+    let changed = refresh(&app, "fx").await;
     assert_eq!(changed["changed"], true);
     assert_eq!(changed["service"]["revision"], 2);
     assert_eq!(tool_names(&changed["service"]), ["add", "echo", "reverse"]);
@@ -160,7 +131,7 @@ async fn refresh_stores_a_changed_tool_list_and_serves_it() {
         .await;
 
     tools_file.set(&["echo"]);
-    let shrunk = refresh().await;
+    let shrunk = refresh(&app, "fx").await;
     assert_eq!(tool_names(&shrunk["service"]), ["echo"]);
     // The executor learns of the change through `tools.updated`: wait for it as a client would.
     app.wait_for_call_error("fx", "add", &json!({ "a": 1, "b": 2 }), "tool_not_found")
@@ -180,12 +151,7 @@ async fn delete_removes_the_service_its_endpoints_and_its_paths() {
     app.wait_for_openapi(|doc| doc["paths"].get("/tools/fx/echo").is_some())
         .await;
 
-    let deleted = app
-        .http
-        .delete(format!("{}/api/v1/mcpo/services/fx", app.registry_url))
-        .send()
-        .await
-        .unwrap();
+    let deleted = app.delete_service("fx").await;
     assert_eq!(deleted.status(), 204);
     let get = app.registry_get("/api/v1/mcpo/services/fx").await;
     assert_eq!(get.status(), 404);
@@ -193,12 +159,7 @@ async fn delete_removes_the_service_its_endpoints_and_its_paths() {
         get.json::<Value>().await.unwrap()["code"],
         "service_not_found"
     );
-    let again = app
-        .http
-        .delete(format!("{}/api/v1/mcpo/services/fx", app.registry_url))
-        .send()
-        .await
-        .unwrap();
+    let again = app.delete_service("fx").await;
     assert_eq!(again.status(), 404);
 
     app.wait_for_openapi(|doc| doc["paths"].as_object().unwrap().is_empty())
@@ -224,12 +185,7 @@ async fn server_everything_over_stdio_registers_and_echoes() {
     let status = response.status();
     let service: Value = response.json().await.unwrap();
     assert_eq!(status, 201, "{service:#}");
-    let names = tool_names(&service);
-    assert!(names.contains(&"echo".to_owned()), "{names:?}");
-    assert!(
-        names.len() > 5,
-        "server-everything has many tools: {names:?}"
-    );
+    assert_everything_tools(&service);
 
     let echo = app
         .call_tool("everything", "echo", &json!({ "message": "hi from mcpo" }))

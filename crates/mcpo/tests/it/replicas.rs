@@ -57,12 +57,7 @@ async fn two_replicas_both_serve_and_both_stop_serving_a_change() {
         assert_eq!(echo(&app, executor, "fx").await.0, 200);
     }
 
-    let deleted = app
-        .http
-        .delete(format!("{}/api/v1/mcpo/services/fx", app.registry_url))
-        .send()
-        .await
-        .unwrap();
+    let deleted = app.delete_service("fx").await;
     assert_eq!(deleted.status(), 204);
     for executor in &replicas {
         wait_for_status(&app, executor, "fx", 404).await;
@@ -91,20 +86,11 @@ async fn a_replica_that_lost_nats_catches_up_when_it_is_back() {
 
     // While the replica is cut off, `gone` is deleted and `stays` disabled.
     gate.close();
-    let deleted = app
-        .http
-        .delete(format!("{}/api/v1/mcpo/services/gone", app.registry_url))
-        .send()
-        .await
-        .unwrap();
+    let deleted = app.delete_service("gone").await;
     assert_eq!(deleted.status(), 204);
     let disabled = app
-        .http
-        .patch(format!("{}/api/v1/mcpo/services/stays", app.registry_url))
-        .json(&json!({ "enabled": false }))
-        .send()
-        .await
-        .unwrap();
+        .patch_service("stays", &json!({ "enabled": false }))
+        .await;
     assert_eq!(disabled.status(), 200);
     // The app's own executor, still connected, follows at once.
     wait_for_status(&app, &app.executor_url, "gone", 404).await;

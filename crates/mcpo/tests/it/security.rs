@@ -13,39 +13,17 @@ use std::time::Duration;
 use mcpo_core::egress::{EgressPolicy, StdioPolicy};
 use mcpo_core::secrets::SecretKeyring;
 use mcpo_test_support::database::TestDatabase;
-use mcpo_test_support::{eventually, eventually_within, FixtureHttp, TestApp};
+use mcpo_test_support::{
+    answer, closed_port, eventually, eventually_within, FixtureHttp, TestApp, SERVICES,
+};
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-use crate::{stdio_fixture, MCPO};
-
-const SERVICES: &str = "/api/v1/mcpo/services";
-
-/// What the registry answers with, as status and JSON.
-async fn answer(response: reqwest::Response) -> (u16, Value) {
-    let status = response.status().as_u16();
-    let text = response.text().await.unwrap();
-    let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
-    (status, body)
-}
+use crate::{assert_not_stored, stdio_fixture, MCPO};
 
 fn http_transport(url: &str) -> Value {
     json!({ "type": "streamable_http", "url": url })
-}
-
-/// Nothing was stored under `name`, and the registry lists nothing.
-async fn assert_not_stored(app: &TestApp, name: &str) {
-    let (status, body) = answer(app.registry_get(&format!("{SERVICES}/{name}")).await).await;
-    assert_eq!(status, 404, "{name} was stored: {body:#}");
-    let (_, listed) = answer(app.registry_get(SERVICES).await).await;
-    let names: Vec<&str> = listed["services"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|s| s["name"].as_str())
-        .collect();
-    assert!(!names.contains(&name), "{name} is listed: {listed:#}");
 }
 
 // ---------------------------------------------------------------------------
@@ -313,12 +291,8 @@ async fn only_allowlisted_commands_run() {
 
     // Changing an allowed service into a shell is refused the same way.
     let response = app
-        .http
-        .patch(format!("{}{SERVICES}/fx", app.registry_url))
-        .json(&json!({ "transport": refused[0].1["transport"] }))
-        .send()
-        .await
-        .unwrap();
+        .patch_service("fx", &json!({ "transport": refused[0].1["transport"] }))
+        .await;
     let (status, body) = answer(response).await;
     assert_eq!(status, 403, "{body:#}");
     assert_eq!(body["code"], "command_not_allowed", "{body:#}");
@@ -328,14 +302,10 @@ async fn only_allowlisted_commands_run() {
 
     // Import goes through the same check.
     let response = app
-        .http
-        .post(format!("{}{SERVICES}:import", app.registry_url))
-        .json(&json!({ "mcpServers": {
+        .import(&json!({ "mcpServers": {
             "evil": { "command": "/bin/sh", "args": ["-c", touch] },
         }}))
-        .send()
-        .await
-        .unwrap();
+        .await;
     let (status, report) = answer(response).await;
     assert_eq!(status, 200, "{report:#}");
     assert_eq!(report["registered"], 0, "{report:#}");
@@ -645,12 +615,11 @@ async fn secrets_are_sealed_at_rest_and_never_shown() {
     // what is stored.
     for (name, got) in [("local", &got_local), ("remote", &got_remote)] {
         let response = app
-            .http
-            .patch(format!("{}{SERVICES}/{name}", app.registry_url))
-            .json(&json!({ "transport": got["transport"], "description": "edited" }))
-            .send()
-            .await
-            .unwrap();
+            .patch_service(
+                name,
+                &json!({ "transport": got["transport"], "description": "edited" }),
+            )
+            .await;
         let (status, body) = answer(response).await;
         assert_eq!(status, 200, "{name}: {body:#}");
         assert_eq!(body["description"], "edited");
@@ -725,12 +694,8 @@ async fn secrets_are_sealed_at_rest_and_never_shown() {
         stdio(json!({ "API_TOKEN": sealed_env })),
     ] {
         let response = app
-            .http
-            .patch(format!("{}{SERVICES}/local", app.registry_url))
-            .json(&json!({ "transport": transport }))
-            .send()
-            .await
-            .unwrap();
+            .patch_service("local", &json!({ "transport": transport }))
+            .await;
         let (status, body) = answer(response).await;
         assert_eq!(status, 422, "{transport}: {body:#}");
         assert_eq!(body["code"], "invalid_request", "{body:#}");
@@ -762,14 +727,7 @@ async fn placeholders_of_an_exported_file_are_not_imported_as_secrets() {
     // The file as exported, under another name: its env value is the
     // placeholder, which must not become the new service's token.
     let file = json!({ "mcpServers": { "copy": exported["mcpServers"]["local"] } });
-    let response = app
-        .http
-        .post(format!("{}{SERVICES}:import", app.registry_url))
-        .json(&file)
-        .send()
-        .await
-        .unwrap();
-    let (status, report) = answer(response).await;
+    let (status, report) = answer(app.import(&file).await).await;
     assert_eq!(status, 200, "{report:#}");
     // The placeholder of an exported file is refused, not stored as the secret.
     assert_eq!(report["entries"][0]["outcome"], "failed", "{report:#}");
@@ -963,11 +921,7 @@ async fn no_secret_reaches_any_log_line_even_at_trace_level() {
     }
     // Failures log more than successes: refusals, unreachable servers and
     // commands that do not start, each carrying a secret.
-    let closed = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let closed = closed_port();
     let with_header = |name: &str, url: String| {
         json!({ "name": name, "transport": {
             "type": "streamable_http",

@@ -9,6 +9,7 @@ use std::time::Duration;
 use mcpo_core::aws::S3Location;
 use mcpo_core::config::{ConfigStore, Settings};
 use mcpo_core::domain::TransportConfig;
+use mcpo_test_support::moto::{unique_bucket, unreachable_aws};
 use mcpo_test_support::{eventually, MotoServer, TestApp};
 use serde_json::{json, Value};
 use uuid::Uuid;
@@ -23,30 +24,41 @@ fn fast_retries(settings: &mut Settings) {
     settings.config_store.retry_max = Duration::from_millis(200);
 }
 
-/// The fixture over stdio with a secret in its environment.
-fn with_secret(name: &str, secret: &str) -> Value {
-    let mut body = stdio_fixture(name, None);
+/// Registers the fixture over stdio as `fx`, with a secret in its
+/// environment; returns the service's id.
+async fn register_with_secret(app: &TestApp, secret: &str) -> String {
+    let mut body = stdio_fixture("fx", None);
     body["transport"]["env"] = json!({ "FIXTURE_TOKEN": secret });
-    body
+    let registered = app.register(&body).await;
+    assert_eq!(registered.status(), 201);
+    registered.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
 }
 
 fn secret() -> String {
     format!("plaintext-{}", Uuid::new_v4().simple())
 }
 
-async fn patch(app: &TestApp, name: &str, body: &Value) -> reqwest::Response {
-    app.http
-        .patch(format!("{}/api/v1/mcpo/services/{name}", app.registry_url))
-        .json(body)
-        .send()
-        .await
-        .unwrap()
-}
-
 async fn report(app: &TestApp, query: &str) -> Value {
     let response = app.registry_get(&format!("{REPORT}{query}")).await;
     assert_eq!(response.status(), 200);
     response.json().await.unwrap()
+}
+
+/// Waits until the failed snapshot has been tried twice; returns the report
+/// of failed snapshots.
+async fn retried_failure(app: &TestApp) -> Value {
+    eventually("the upload is retried and its error recorded", async || {
+        let failed = report(app, "?status=failed").await;
+        if failed["snapshots"][0]["attempts"].as_i64() >= Some(2) {
+            Ok(failed)
+        } else {
+            Err(failed)
+        }
+    })
+    .await
 }
 
 /// Every file under `dir`, as (path relative to `dir`, content).
@@ -104,15 +116,12 @@ async fn a_directory_store_keeps_every_revision_with_secrets_sealed() {
     let root = dir.clone();
     let app = TestApp::spawn_with(|s| s.config_store.store = ConfigStore::Dir(root)).await;
     let secret = secret();
-    let registered = app.register(&with_secret("fx", &secret)).await;
-    assert_eq!(registered.status(), 201);
-    let id = registered.json::<Value>().await.unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let updated = patch(&app, "fx", &json!({ "description": "second" })).await;
+    let id = register_with_secret(&app, &secret).await;
+    let updated = app
+        .patch_service("fx", &json!({ "description": "second" }))
+        .await;
     assert_eq!(updated.status(), 200);
-    let disabled = patch(&app, "fx", &json!({ "enabled": false })).await;
+    let disabled = app.patch_service("fx", &json!({ "enabled": false })).await;
     assert_eq!(disabled.status(), 200);
 
     let revision = |n: u32| format!("services/fx/{id}/{n:010}.json");
@@ -182,12 +191,7 @@ async fn a_directory_store_keeps_every_revision_with_secrets_sealed() {
     assert_eq!(read("services/fx/latest.json"), third);
 
     // A delete leaves a tombstone at the next revision.
-    let deleted = app
-        .http
-        .delete(format!("{}/api/v1/mcpo/services/fx", app.registry_url))
-        .send()
-        .await
-        .unwrap();
+    let deleted = app.delete_service("fx").await;
     assert_eq!(deleted.status(), 204);
     let tombstone = eventually(
         "the tombstone is written",
@@ -237,11 +241,6 @@ async fn a_directory_store_keeps_every_revision_with_secrets_sealed() {
     );
 }
 
-/// A bucket name of this test's own.
-fn bucket() -> String {
-    format!("mcpo-{}", Uuid::new_v4().simple())
-}
-
 fn s3_store(settings: &mut Settings, moto: &MotoServer, bucket: &str) {
     settings.aws = moto.aws_settings();
     settings.config_store.store = ConfigStore::S3(S3Location {
@@ -254,18 +253,13 @@ fn s3_store(settings: &mut Settings, moto: &MotoServer, bucket: &str) {
 #[tokio::test]
 async fn an_s3_store_receives_every_revision() {
     let moto = MotoServer::start().await;
-    let bucket = bucket();
+    let bucket = unique_bucket();
     moto.create_bucket(&bucket).await;
     let app = TestApp::spawn_with(|s| s3_store(s, &moto, &bucket)).await;
     let secret = secret();
-    let registered = app.register(&with_secret("fx", &secret)).await;
-    assert_eq!(registered.status(), 201);
-    let id = registered.json::<Value>().await.unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = register_with_secret(&app, &secret).await;
     assert_eq!(
-        patch(&app, "fx", &json!({ "description": "second" }))
+        app.patch_service("fx", &json!({ "description": "second" }))
             .await
             .status(),
         200
@@ -304,29 +298,24 @@ async fn an_s3_store_receives_every_revision() {
 #[tokio::test]
 async fn a_missing_bucket_keeps_the_registration_and_the_snapshot_follows_once_it_exists() {
     let moto = MotoServer::start().await;
-    let bucket = bucket();
+    let bucket = unique_bucket();
     let app = TestApp::spawn_with(|s| s3_store(s, &moto, &bucket)).await;
     assert_eq!(app.register(&stdio_fixture("fx", None)).await.status(), 201);
     // A second change queues behind the first, in order.
     assert_eq!(
-        patch(&app, "fx", &json!({ "description": "second" }))
+        app.patch_service("fx", &json!({ "description": "second" }))
             .await
             .status(),
         200
     );
 
-    let failing = eventually("the upload is retried and its error recorded", async || {
-        let failed = report(&app, "?status=failed").await;
-        let entry = &failed["snapshots"][0];
-        if failed["failed"] == 1 && entry["attempts"].as_i64() >= Some(2) {
-            Ok(failed)
-        } else {
-            Err(failed)
-        }
-    })
-    .await;
+    let failing = retried_failure(&app).await;
     let entry = &failing["snapshots"][0];
-    assert_eq!(failing["pending"], 2, "{failing:#}");
+    assert_eq!(
+        (&failing["pending"], &failing["failed"]),
+        (&json!(2), &json!(1)),
+        "{failing:#}"
+    );
     assert_eq!(entry["revision"], 1, "{failing:#}");
     assert!(
         entry["last_error"]
@@ -382,41 +371,21 @@ async fn a_missing_bucket_keeps_the_registration_and_the_snapshot_follows_once_i
 
 #[tokio::test]
 async fn an_unreachable_store_is_retried_and_reported_without_failing_changes() {
-    // A port nothing listens on.
-    let closed = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
     let key_secret = secret();
     let app = TestApp::spawn_with(|s| {
-        s.aws = mcpo_core::aws::AwsSettings::new(
-            Some("us-east-1".into()),
-            Some(format!("http://127.0.0.1:{closed}")),
-            Some("mcpo-test-key".into()),
-            Some(key_secret.clone()),
-        )
-        .unwrap();
+        s.aws = unreachable_aws(&key_secret);
         s.config_store.store = ConfigStore::S3(S3Location::parse("s3://mcpo-nowhere/x").unwrap());
         fast_retries(s);
     })
     .await;
     assert_eq!(app.register(&stdio_fixture("fx", None)).await.status(), 201);
     assert_eq!(
-        patch(&app, "fx", &json!({ "description": "still works" }))
+        app.patch_service("fx", &json!({ "description": "still works" }))
             .await
             .status(),
         200
     );
-    let failing = eventually("attempts grow and the error is kept", async || {
-        let failed = report(&app, "?status=failed").await;
-        if failed["snapshots"][0]["attempts"].as_i64() >= Some(2) {
-            Ok(failed)
-        } else {
-            Err(failed)
-        }
-    })
-    .await;
+    let failing = retried_failure(&app).await;
     assert_eq!(
         (&failing["pending"], &failing["failed"]),
         (&json!(2), &json!(1))

@@ -14,46 +14,14 @@ use mcpo_fixture::tools::ToolsSource;
 use mcpo_fixture::SseOptions;
 use mcpo_test_support::fixtures::{EverythingSse, FixtureSse};
 use mcpo_test_support::gate::TcpGate;
-use mcpo_test_support::{eventually, FixtureHttp, TestApp, ToolsFile};
+use mcpo_test_support::{
+    answer, closed_port, eventually, tool_names, FixtureHttp, TestApp, ToolsFile, SERVICES,
+};
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::task::JoinHandle;
 
-const SERVICES: &str = "/api/v1/mcpo/services";
-
-async fn answer(response: reqwest::Response) -> (u16, Value) {
-    let status = response.status().as_u16();
-    let text = response.text().await.unwrap();
-    let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
-    (status, body)
-}
-
-fn tool_names(service: &Value) -> Vec<String> {
-    let mut names: Vec<String> = service["tools"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t["name"].as_str().unwrap().to_owned())
-        .collect();
-    names.sort();
-    names
-}
-
-async fn refresh(app: &TestApp, name: &str) -> Value {
-    let response = app
-        .http
-        .post(format!("{}{SERVICES}/{name}/refresh", app.registry_url))
-        .send()
-        .await
-        .unwrap();
-    let (status, body) = answer(response).await;
-    assert_eq!(status, 200, "{body:#}");
-    body
-}
-
-async fn assert_not_stored(app: &TestApp, name: &str) {
-    let (status, body) = answer(app.registry_get(&format!("{SERVICES}/{name}")).await).await;
-    assert_eq!(status, 404, "{name} was stored: {body:#}");
-}
+use crate::{assert_everything_tools, assert_not_stored, refresh};
 
 fn sse(url: &str) -> Value {
     json!({ "type": "sse", "url": url })
@@ -130,12 +98,7 @@ async fn server_everything_over_sse_registers_calls_and_refreshes() {
     )
     .await;
     assert_eq!(status, 201, "{service:#}");
-    let names = tool_names(&service);
-    assert!(names.contains(&"echo".to_owned()), "{names:?}");
-    assert!(
-        names.len() > 5,
-        "server-everything has many tools: {names:?}"
-    );
+    let names = assert_everything_tools(&service);
 
     let echo = app
         .call_tool(
@@ -155,14 +118,7 @@ async fn server_everything_over_sse_registers_calls_and_refreshes() {
     // Imported from an mcpServers file as well.
     let file =
         json!({ "mcpServers": { "everything-import": { "type": "sse", "url": everything.url } } });
-    let response = app
-        .http
-        .post(format!("{}{SERVICES}:import", app.registry_url))
-        .json(&file)
-        .send()
-        .await
-        .unwrap();
-    let (status, report) = answer(response).await;
+    let (status, report) = answer(app.import(&file).await).await;
     assert_eq!(status, 200, "{report:#}");
     assert_eq!(report["registered"], 1, "{report:#}");
 }
@@ -225,14 +181,13 @@ async fn custom_headers_reach_the_server_and_are_never_shown() {
     );
 
     // A PATCH sending the redacted value back keeps the real one.
-    let response = app
-        .http
-        .patch(format!("{}{SERVICES}/guarded", app.registry_url))
-        .json(&json!({ "transport": exported["mcpServers"]["guarded"] }))
-        .send()
-        .await
-        .unwrap();
-    let (status, body) = answer(response).await;
+    let patched = app
+        .patch_service(
+            "guarded",
+            &json!({ "transport": exported["mcpServers"]["guarded"] }),
+        )
+        .await;
+    let (status, body) = answer(patched).await;
     assert_eq!(status, 200, "{body:#}");
     let echo = app
         .call_tool("guarded", "echo", &json!({ "message": "still in" }))
@@ -283,11 +238,21 @@ fn loopback_policy() -> ConnectPolicy {
     }
 }
 
-#[tokio::test]
-async fn a_dropped_stream_fails_pending_requests_and_closes_the_session() {
+/// The fixture behind a gate the test can close and open.
+struct Gated {
+    _fixture: FixtureSse,
+    gate: TcpGate,
+    /// The fixture's SSE URL through the gate.
+    transport: TransportConfig,
+    /// How many messages the fixture's sessions were handed.
+    received: Arc<AtomicUsize>,
+}
+
+async fn gated_fixture(sticky_session: bool) -> Gated {
     let received = Arc::new(AtomicUsize::new(0));
     let fixture = FixtureSse::start(SseOptions {
         received: Some(received.clone()),
+        sticky_session,
         ..Default::default()
     })
     .await;
@@ -296,16 +261,20 @@ async fn a_dropped_stream_fails_pending_requests_and_closes_the_session() {
         url: format!("http://{}/sse", gate.addr),
         headers: Default::default(),
     };
-    let policy = loopback_policy();
-    let session = Arc::new(
-        McpSession::connect(&transport, Duration::from_secs(10), "flaky", &policy)
-            .await
-            .unwrap(),
-    );
-    assert_eq!(session.list_tools().await.unwrap().len(), 4);
+    Gated {
+        _fixture: fixture,
+        gate,
+        transport,
+        received,
+    }
+}
 
-    // A call the server holds for ten minutes, with a longer timeout: only
-    // the transport can end it early.
+/// Starts a call the server holds for ten minutes, with a longer timeout
+/// (only the transport can end it early); returns once the server has it.
+async fn hold_slow_call(
+    session: &Arc<McpSession>,
+    received: &AtomicUsize,
+) -> JoinHandle<Result<impl std::fmt::Debug, McpError>> {
     let before = received.load(Ordering::SeqCst);
     let calling = session.clone();
     let call = tokio::spawn(async move {
@@ -328,14 +297,39 @@ async fn a_dropped_stream_fails_pending_requests_and_closes_the_session() {
         }
     })
     .await;
+    call
+}
+
+/// How a held call ends: through the transport, long before its own timeout.
+async fn outcome<T>(call: JoinHandle<T>) -> T {
+    tokio::time::timeout(Duration::from_secs(60), call)
+        .await
+        .expect("the pending call fails instead of waiting for its timeout")
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_dropped_stream_fails_pending_requests_and_closes_the_session() {
+    // `_fixture` is bound, not ignored: the server lives as long as the test.
+    let Gated {
+        _fixture,
+        gate,
+        transport,
+        received,
+    } = gated_fixture(false).await;
+    let policy = loopback_policy();
+    let session = Arc::new(
+        McpSession::connect(&transport, Duration::from_secs(10), "flaky", &policy)
+            .await
+            .unwrap(),
+    );
+    assert_eq!(session.list_tools().await.unwrap().len(), 4);
+    let call = hold_slow_call(&session, &received).await;
 
     // While the stream is away the transport retries; the server is
     // unreachable, so it gives the session up and the call fails.
     gate.close();
-    let failed = tokio::time::timeout(Duration::from_secs(60), call)
-        .await
-        .expect("the pending call fails instead of waiting for its timeout")
-        .unwrap();
+    let failed = outcome(call).await;
     assert!(matches!(failed, Err(McpError::Closed)), "{failed:?}");
     eventually("the session is closed", async || {
         if session.is_closed() {
@@ -375,18 +369,13 @@ async fn a_dropped_stream_fails_pending_requests_and_closes_the_session() {
 
 #[tokio::test]
 async fn a_server_that_keeps_the_session_gets_it_back_and_lost_answers_fail() {
-    let received = Arc::new(AtomicUsize::new(0));
-    let fixture = FixtureSse::start(SseOptions {
-        received: Some(received.clone()),
-        sticky_session: true,
-        ..Default::default()
-    })
-    .await;
-    let gate = TcpGate::start(fixture.addr()).await;
-    let transport = TransportConfig::Sse {
-        url: format!("http://{}/sse", gate.addr),
-        headers: Default::default(),
-    };
+    // `_fixture` is bound, not ignored: the server lives as long as the test.
+    let Gated {
+        _fixture,
+        gate,
+        transport,
+        received,
+    } = gated_fixture(true).await;
     let session = Arc::new(
         McpSession::connect(
             &transport,
@@ -397,37 +386,13 @@ async fn a_server_that_keeps_the_session_gets_it_back_and_lost_answers_fail() {
         .await
         .unwrap(),
     );
-    let before = received.load(Ordering::SeqCst);
-    let calling = session.clone();
-    let call = tokio::spawn(async move {
-        calling
-            .call_tool(
-                "slow",
-                Some(json!({ "ms": 600_000 }).as_object().unwrap().clone()),
-                Duration::from_secs(900),
-                None,
-                None,
-            )
-            .await
-    });
-    eventually("the server has the slow call", async || {
-        let now = received.load(Ordering::SeqCst);
-        if now > before {
-            Ok(())
-        } else {
-            Err(now)
-        }
-    })
-    .await;
+    let call = hold_slow_call(&session, &received).await;
 
     // The stream drops and comes back to the same endpoint: the call in
     // flight fails (its answer could have been lost), the session goes on.
     gate.close();
     gate.open();
-    let failed = tokio::time::timeout(Duration::from_secs(60), call)
-        .await
-        .expect("the pending call fails instead of waiting for its timeout")
-        .unwrap();
+    let failed = outcome(call).await;
     match failed {
         Err(McpError::JsonRpc { message, .. }) => {
             assert!(message.contains("SSE stream"), "{message}")
@@ -496,11 +461,7 @@ async fn servers_that_are_not_sse_servers_get_a_clear_error_and_nothing_is_store
     .await;
     let streamable = FixtureHttp::start(None).await;
     let fixture = FixtureSse::start(SseOptions::default()).await;
-    let closed = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let closed = closed_port();
     let silent = raw_server(event_stream(": nothing to say\n\n")).await;
     let ended = raw_server(
         "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nconnection: close\r\ncontent-length: 19\r\n\r\nevent: ping\ndata:\n\n"

@@ -3,20 +3,15 @@
 
 use std::time::Duration;
 
-use mcpo_core::events::{Event, EventBus, ToolsChange};
-use mcpo_test_support::{eventually, FixtureHttp, TestApp};
+use mcpo_core::events::{Event, ToolsChange};
+use mcpo_test_support::{eventually, tool_names, FixtureHttp, TestApp};
 use serde_json::{json, Value};
 
 use crate::stdio_fixture;
 
 async fn wait_for_status(app: &TestApp, name: &str, status: &str) -> Value {
     eventually(&format!("{name} is {status}"), async || {
-        let service: Value = app
-            .registry_get(&format!("/api/v1/mcpo/services/{name}"))
-            .await
-            .json()
-            .await
-            .unwrap();
+        let service = app.service(name).await;
         if service["status"] == status {
             Ok(service)
         } else {
@@ -41,13 +36,7 @@ async fn a_server_that_goes_away_is_unreachable_and_active_again_when_back() {
         app.register(&stdio_fixture("off", None)).await.status(),
         201
     );
-    let disabled = app
-        .http
-        .patch(format!("{}/api/v1/mcpo/services/off", app.registry_url))
-        .json(&json!({ "enabled": false }))
-        .send()
-        .await
-        .unwrap();
+    let disabled = app.patch_service("off", &json!({ "enabled": false })).await;
     assert_eq!(disabled.status(), 200);
 
     let seen = wait_for_status(&app, "web", "active").await;
@@ -70,49 +59,23 @@ async fn a_server_that_goes_away_is_unreachable_and_active_again_when_back() {
     assert_eq!(up["last_error"], Value::Null);
 
     // The monitor leaves a disabled service alone.
-    let off: Value = app
-        .registry_get("/api/v1/mcpo/services/off")
-        .await
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(off["status"], "disabled");
+    assert_eq!(app.service("off").await["status"], "disabled");
 
-    let bus = EventBus::connect(&app.direct_nats()).await.unwrap();
-    let changes = eventually("both status changes are in the stream", async || {
-        let changes: Vec<(String, String)> = bus
-            .stored_events()
-            .await
-            .unwrap()
-            .into_iter()
-            .filter_map(|e| match e.event {
+    let changes = app
+        .wait_for_events(
+            "both status changes are in the stream",
+            |event| match event {
                 Event::ServiceStatusChanged(c) if c.service_name == "web" => {
                     Some((c.previous, c.status))
                 }
                 _ => None,
-            })
-            .collect();
-        if changes.len() >= 2 {
-            Ok(changes)
-        } else {
-            Err(changes)
-        }
-    })
-    .await;
+            },
+            |changes| changes.len() >= 2,
+        )
+        .await;
     let expected = [("active", "unreachable"), ("unreachable", "active")]
         .map(|(a, b)| (a.to_owned(), b.to_owned()));
     assert_eq!(changes, expected);
-}
-
-fn tool_names(service: &Value) -> Vec<String> {
-    let mut names: Vec<String> = service["tools"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|t| t["name"].as_str().unwrap().to_owned())
-        .collect();
-    names.sort();
-    names
 }
 
 #[tokio::test]
@@ -127,19 +90,13 @@ async fn a_server_announcing_tool_changes_is_relisted_without_a_refresh() {
         .unwrap()
         .push(json!("--announce-tool-changes"));
     assert_eq!(app.register(&registration).await.status(), 201);
-    let bus = EventBus::connect(&app.direct_nats()).await.unwrap();
 
     // Each change reaches the registry through the monitor's session alone:
     // nobody calls refresh.
     for expected in [vec!["add", "echo"], vec!["add", "echo", "reverse"]] {
         tools.set(&expected);
         eventually(&format!("the registry lists {expected:?}"), async || {
-            let service: Value = app
-                .registry_get("/api/v1/mcpo/services/live")
-                .await
-                .json()
-                .await
-                .unwrap();
+            let service = app.service("live").await;
             if tool_names(&service) == expected {
                 Ok(())
             } else {
@@ -149,13 +106,10 @@ async fn a_server_announcing_tool_changes_is_relisted_without_a_refresh() {
         .await;
     }
 
-    let updates = eventually("two tools.updated events", async || {
-        let updates: Vec<Vec<String>> = bus
-            .stored_events()
-            .await
-            .unwrap()
-            .into_iter()
-            .filter_map(|e| match e.event {
+    let updates = app
+        .wait_for_events(
+            "two tools.updated events",
+            |event| match event {
                 Event::ToolsUpdated(u)
                     if u.service_name == "live" && u.change == ToolsChange::Refreshed =>
                 {
@@ -164,15 +118,10 @@ async fn a_server_announcing_tool_changes_is_relisted_without_a_refresh() {
                     Some(tools)
                 }
                 _ => None,
-            })
-            .collect();
-        if updates.len() >= 2 {
-            Ok(updates)
-        } else {
-            Err(updates)
-        }
-    })
-    .await;
+            },
+            |updates| updates.len() >= 2,
+        )
+        .await;
     assert_eq!(
         updates,
         [vec!["add", "echo"], vec!["add", "echo", "reverse"]]

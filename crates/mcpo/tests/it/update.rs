@@ -1,7 +1,7 @@
 //! `PATCH /api/v1/mcpo/services/{name}`: settings, transport and the enabled
 //! flag, with optimistic concurrency through `ETag` / `If-Match`.
 
-use mcpo_test_support::{eventually, FixtureHttp, TestApp, ToolsFile};
+use mcpo_test_support::{closed_port, eventually, FixtureHttp, TestApp, ToolsFile};
 use serde_json::{json, Value};
 
 use crate::stdio_fixture;
@@ -105,11 +105,7 @@ async fn a_new_transport_is_discovered_before_it_is_stored() {
     );
 
     // Unreachable: 502, and the service is as it was.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = closed_port();
     let dead = json!({ "transport": { "type": "streamable_http", "url": format!("http://127.0.0.1:{port}/mcp") } });
     let refused = patch(&app, "fx", None, &dead).await;
     assert_eq!(refused.status(), 502);
