@@ -1,135 +1,97 @@
-//! Rebuilding the platform document for 1,000 services of 10 tools each:
-//! the 3.1 document, then its API Gateway flavour, then the bytes served.
-//! Schemas are like real ones: a few properties, enums, nullable fields,
-//! and every third tool with `$defs` and a recursive `$ref`.
+//! Rebuilding the platform document for 1,000 services of 10 tools each
+//! (`tests/common/platform.rs`), on the path `Publisher::rebuild` takes
+//! besides Postgres: `published::prepare` (the 3.1 document and its
+//! canonical hash) then `published::render` (its JSON, the API Gateway
+//! flavour and one document per service). The steps are timed on their own
+//! too, and the YAML rendering made on the first `/openapi.yaml`.
+//! Memory: `cargo run --release -p mcpo-publisher --example rebuild_memory`.
 
+#[path = "../tests/common/platform.rs"]
+mod platform;
 #[path = "../tests/common/records.rs"]
 mod records;
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use mcpo_core::db::queries::ServiceRecord;
-use records::{service, Tool};
-use serde_json::{json, Value};
-
-const SERVICES: usize = 1_000;
-const TOOLS: usize = 10;
-
-fn input_schema(service: usize, tool: usize) -> Value {
-    let mut schema = json!({
-        "type": "object",
-        "properties": {
-            "query": { "type": "string", "description": "What to look for", "minLength": 1 },
-            "limit": { "type": "integer", "minimum": 1, "maximum": 100, "default": 10 },
-            "order": { "enum": ["asc", "desc"] },
-            "cursor": { "type": ["string", "null"] },
-            "tags": { "type": "array", "items": { "type": "string" }, "uniqueItems": true },
-            "options": {
-                "type": "object",
-                "additionalProperties": { "type": "boolean" }
-            },
-            "variant": { "const": format!("v{tool}") }
-        },
-        "required": ["query"],
-        "additionalProperties": false
-    });
-    if (service + tool).is_multiple_of(3) {
-        schema["$defs"] = json!({
-            "filter": {
-                "anyOf": [
-                    { "type": "object", "properties": { "field": { "type": "string" }, "equals": {} }, "required": ["field", "equals"] },
-                    { "type": "object", "properties": { "all": { "type": "array", "items": { "$ref": "#/$defs/filter" } } }, "required": ["all"] }
-                ]
-            },
-            "page": { "type": "object", "properties": { "size": { "type": "integer" }, "next": { "$ref": "#/$defs/page" } } }
-        });
-        schema["properties"]["filter"] = json!({ "$ref": "#/$defs/filter" });
-        schema["properties"]["page"] = json!({ "$ref": "#/$defs/page" });
-    }
-    schema
-}
-
-fn output_schema(tool: usize) -> Option<Value> {
-    tool.is_multiple_of(2).then(|| {
-        json!({
-            "type": "object",
-            "properties": {
-                "items": { "type": "array", "items": { "type": "object", "properties": { "id": { "type": "string" }, "score": { "type": "number" } } } },
-                "next": { "type": ["string", "null"] }
-            },
-            "required": ["items"]
-        })
-    })
-}
-
-fn platform() -> Vec<ServiceRecord> {
-    (0..SERVICES)
-        .map(|s| {
-            let tools = (0..TOOLS)
-                .map(|t| Tool {
-                    name: format!("tool_{t}"),
-                    input: input_schema(s, t),
-                    output: output_schema(t),
-                    annotations: Some(
-                        json!({ "readOnlyHint": t.is_multiple_of(2), "idempotentHint": true }),
-                    ),
-                })
-                .collect();
-            service(&format!("service-{s:04}"), tools)
-        })
-        .collect()
-}
+use mcpo_core::domain::schema_hash::canonical_hash;
+use mcpo_publisher::{aws, document, published};
 
 fn rebuild(c: &mut Criterion) {
-    let services = platform();
-    let url = "https://tools.example.com";
-    let authorizer = mcpo_core::config::ApiGatewayAuthorizer {
-        uri: "arn:aws:apigateway:eu-west-1:lambda:path/2015-03-31/functions/arn:aws:lambda:eu-west-1:123456789012:function:auth/invocations".into(),
-        credentials: None,
-        ttl: std::time::Duration::from_secs(300),
-    };
+    let services = platform::platform();
+    let url = platform::EXECUTOR_URL;
+    let authorizer = platform::authorizer();
 
-    // One build outside the timings: the size of what is built and served.
-    let doc = mcpo_publisher::document::build(&services, url);
-    let aws = mcpo_publisher::aws::convert(&doc, Some(&authorizer));
-    let json = serde_json::to_vec_pretty(&doc).unwrap();
-    let aws_json = serde_json::to_vec_pretty(&aws).unwrap();
+    // One rebuild outside the timings: the size of what is built and served.
+    let doc = document::build(&services, url);
+    let rendered = published::render(
+        1,
+        published::prepare(&services, url),
+        &services,
+        url,
+        Some(&authorizer),
+    )
+    .unwrap();
     eprintln!(
-        "{} paths, {} component schemas; 3.1 document {} bytes, API Gateway document {} bytes",
-        doc["paths"].as_object().unwrap().len(),
+        "{} paths, {} component schemas; 3.1 document {} bytes, API Gateway document {} bytes, \
+         {} service documents {} bytes",
+        rendered.path_count,
         doc["components"]["schemas"].as_object().unwrap().len(),
-        json.len(),
-        aws_json.len()
+        rendered.json.bytes.len(),
+        rendered.aws.bytes.len(),
+        rendered.by_service.len(),
+        rendered
+            .by_service
+            .values()
+            .map(|r| r.bytes.len())
+            .sum::<usize>(),
     );
 
     let mut group = c.benchmark_group("1000 services x 10 tools");
     group.sample_size(10);
-    group.bench_function("openapi 3.1 document", |b| {
-        b.iter(|| mcpo_publisher::document::build(&services, url))
-    });
-    group.bench_function("api gateway flavour from 3.1", |b| {
-        b.iter(|| mcpo_publisher::aws::convert(&doc, Some(&authorizer)))
-    });
-    // What `Publisher::rebuild` does besides reading Postgres: the platform
-    // document as JSON and YAML, its API Gateway flavour, and one document
-    // per service.
-    group.bench_function("full rebuild (every document, rendered)", |b| {
+    group.bench_function("full rebuild (prepare + render)", |b| {
         b.iter(|| {
-            let doc = mcpo_publisher::document::build(&services, url);
-            let aws = mcpo_publisher::aws::convert(&doc, Some(&authorizer));
+            let prepared = published::prepare(&services, url);
+            published::render(1, prepared, &services, url, Some(&authorizer)).unwrap()
+        })
+    });
+    // The same renderings made from trees (a copy of the document per
+    // service, the API Gateway flavour's tree, YAML at once), as rebuilds
+    // did before `published`: the ratio to the line above.
+    group.bench_function("full rebuild from trees (before)", |b| {
+        b.iter(|| {
+            let mut doc = document::build(&services, url);
+            doc["info"]["version"] = "".into();
+            let hash = canonical_hash(&doc);
+            doc["info"]["version"] = "1".into();
+            let aws = serde_json::to_vec_pretty(&aws::convert(&doc, Some(&authorizer))).unwrap();
             let by_service: Vec<Vec<u8>> = services
                 .iter()
                 .map(|s| {
-                    let one = mcpo_publisher::document::build(std::slice::from_ref(s), url);
+                    let mut one = document::build(std::slice::from_ref(s), url);
+                    one["info"]["version"] = s.service.revision.to_string().into();
                     serde_json::to_vec_pretty(&one).unwrap()
                 })
                 .collect();
+            let yaml = serde_yaml_ng::to_string(&doc).unwrap();
             (
+                hash,
                 serde_json::to_vec_pretty(&doc).unwrap(),
-                serde_yaml_ng::to_string(&doc).unwrap(),
-                serde_json::to_vec_pretty(&aws).unwrap(),
+                yaml,
+                aws,
                 by_service,
             )
         })
+    });
+    group.bench_function("openapi 3.1 document", |b| {
+        b.iter(|| document::platform(&services, url))
+    });
+    group.bench_function("canonical hash of the document", |b| {
+        b.iter(|| canonical_hash(&doc))
+    });
+    group.bench_function("api gateway flavour, rendered", |b| {
+        b.iter(|| aws::render(&doc, Some(&authorizer)).unwrap())
+    });
+    group.bench_function("yaml, on first request", |b| {
+        b.iter(|| published::yaml_of(&rendered.json.bytes).unwrap())
     });
     group.finish();
 }

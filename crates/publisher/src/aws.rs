@@ -52,6 +52,7 @@ use serde_json::{json, Map, Value};
 
 use crate::document::RESPONSE_PREFIX;
 use crate::schema::COMPONENT_PREFIX;
+use crate::view::{Members, Part};
 
 pub const OPENAPI_VERSION: &str = "3.0.1";
 
@@ -86,90 +87,251 @@ const NUMERIC_FORMATS: &[&str] = &["int32", "int64", "float", "double", "decimal
 
 /// The 3.0.1 document for API Gateway, from the 3.1 one.
 pub fn convert(doc: &Value, authorizer: Option<&ApiGatewayAuthorizer>) -> Value {
-    let no_schemas = Map::new();
-    let schemas = doc
-        .pointer("/components/schemas")
-        .and_then(Value::as_object)
-        .unwrap_or(&no_schemas);
-    let mut converter = Converter {
-        names: model_names(schemas),
-        responses: Map::new(),
-    };
-    // API Gateway does not take references to shared responses: each
-    // operation gets them inline.
-    converter.responses = doc
-        .pointer("/components/responses")
-        .and_then(Value::as_object)
-        .into_iter()
-        .flatten()
-        .map(|(name, response)| (name.clone(), converter.with_content(response)))
-        .collect();
-    let models: Map<String, Value> = schemas
-        .iter()
-        .map(|(name, schema)| (converter.names[name].clone(), converter.schema(schema).0))
-        .collect();
-    let executor_url = doc
-        .pointer("/servers/0/url")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .trim_end_matches('/');
+    // Keys are strings and values JSON already: this cannot fail.
+    serde_json::to_value(Flavour::new(doc, authorizer).document()).unwrap_or_default()
+}
 
-    let mut paths = Map::new();
-    for (path, item) in doc["paths"].as_object().into_iter().flatten() {
-        let mut converted = Map::new();
-        for (method, operation) in item.as_object().into_iter().flatten() {
-            if !METHODS.contains(&method.as_str()) {
-                continue;
+/// [`convert`]'s document as served, rendered without building its tree:
+/// most of it would be copies (each operation's answers, headers and
+/// integration share all but a few strings).
+pub fn render(
+    doc: &Value,
+    authorizer: Option<&ApiGatewayAuthorizer>,
+) -> Result<Vec<u8>, serde_json::Error> {
+    serde_json::to_vec_pretty(&Flavour::new(doc, authorizer).document())
+}
+
+/// The 3.1 document, and what every operation of its 3.0 flavour shares.
+struct Flavour<'a> {
+    doc: &'a Value,
+    authorizer: Option<&'a ApiGatewayAuthorizer>,
+    converter: Converter,
+    /// `components/schemas`, converted and renamed (an object).
+    models: Value,
+    executor_url: &'a str,
+    /// The headers each operation declares.
+    parameters: [Value; 2],
+    /// Each operation's integration, but for its method and URI.
+    integration: Map<String, Value>,
+    /// Each operation's, with an authorizer.
+    security: Value,
+}
+
+impl<'a> Flavour<'a> {
+    fn new(doc: &'a Value, authorizer: Option<&'a ApiGatewayAuthorizer>) -> Flavour<'a> {
+        let no_schemas = Map::new();
+        let schemas = doc
+            .pointer("/components/schemas")
+            .and_then(Value::as_object)
+            .unwrap_or(&no_schemas);
+        let mut converter = Converter {
+            names: model_names(schemas),
+            responses: Map::new(),
+        };
+        // API Gateway does not take references to shared responses: each
+        // operation gets them inline.
+        converter.responses = doc
+            .pointer("/components/responses")
+            .and_then(Value::as_object)
+            .into_iter()
+            .flatten()
+            .map(|(name, response)| (name.clone(), converter.with_content(response)))
+            .collect();
+        let models: Map<String, Value> = schemas
+            .iter()
+            .map(|(name, schema)| (converter.names[name].clone(), converter.schema(schema).0))
+            .collect();
+        let executor_url = doc
+            .pointer("/servers/0/url")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .trim_end_matches('/');
+        let integration = json!({
+            "type": "http_proxy",
+            "passthroughBehavior": "when_no_match",
+            "requestParameters": {
+                format!("integration.request.header.{REQUEST_ID_HEADER}"): format!("method.request.header.{REQUEST_ID_HEADER}"),
+                format!("integration.request.header.{AUTHORIZATION_HEADER}"): format!("method.request.header.{AUTHORIZATION_HEADER}"),
             }
-            let mut operation = converter.operation(operation, authorizer.is_some());
-            if converter.request_uses_nullable(&operation, &models) {
-                operation["x-amazon-apigateway-request-validator"] = json!("params");
+        });
+        Flavour {
+            doc,
+            authorizer,
+            converter,
+            models: Value::Object(models),
+            executor_url,
+            parameters: [
+                json!({
+                    "name": REQUEST_ID_HEADER,
+                    "in": "header",
+                    "required": false,
+                    "description": "Identifies the request in the executor's logs and in `_meta` of the MCP call; made when absent.",
+                    "schema": { "type": "string" }
+                }),
+                json!({
+                    "name": AUTHORIZATION_HEADER,
+                    "in": "header",
+                    "required": false,
+                    "description": "`Bearer <access token or MCPO API key>`, passed to the executor.",
+                    "schema": { "type": "string" }
+                }),
+            ],
+            integration: match integration {
+                Value::Object(map) => map,
+                _ => Map::new(),
+            },
+            security: json!([{ "bearer": [] }]),
+        }
+    }
+
+    fn document(&self) -> Part<'_> {
+        let doc = self.doc;
+        let mut paths = Members::new();
+        for (path, item) in doc["paths"].as_object().into_iter().flatten() {
+            let mut converted = Members::new();
+            for (method, operation) in item.as_object().into_iter().flatten() {
+                if METHODS.contains(&method.as_str()) {
+                    converted.insert(method.as_str(), self.operation(path, method, operation));
+                }
             }
-            operation["x-amazon-apigateway-integration"] = json!({
-                "type": "http_proxy",
-                "httpMethod": method.to_ascii_uppercase(),
-                "uri": format!("{executor_url}{path}"),
-                "passthroughBehavior": "when_no_match",
-                "requestParameters": {
-                    format!("integration.request.header.{REQUEST_ID_HEADER}"): format!("method.request.header.{REQUEST_ID_HEADER}"),
-                    format!("integration.request.header.{AUTHORIZATION_HEADER}"): format!("method.request.header.{AUTHORIZATION_HEADER}"),
+            paths.insert(path.as_str(), converted.into());
+        }
+
+        let mut info = doc["info"].clone();
+        if let Some(info) = info.as_object_mut() {
+            // 3.1 only.
+            info.remove("summary");
+            if let Some(license) = info.get_mut("license").and_then(Value::as_object_mut) {
+                license.remove("identifier");
+            }
+        }
+        let mut components = Members::new();
+        components.insert(
+            "securitySchemes",
+            Part::Owned(json!({ "bearer": bearer_scheme(self.authorizer) })),
+        );
+        components.insert("schemas", Part::Value(&self.models));
+        let mut document = Members::new();
+        document.insert("openapi", Part::Text(OPENAPI_VERSION.into()));
+        document.insert("components", components.into());
+        document.insert(
+            "x-amazon-apigateway-request-validators",
+            Part::Owned(json!({
+                "body": { "validateRequestBody": true, "validateRequestParameters": true },
+                "params": { "validateRequestBody": false, "validateRequestParameters": true }
+            })),
+        );
+        document.insert(
+            "x-amazon-apigateway-request-validator",
+            Part::Text("body".into()),
+        );
+        document.insert(
+            "x-amazon-apigateway-gateway-responses",
+            Part::Owned(gateway_responses()),
+        );
+        document.insert("info", Part::Owned(info));
+        document.insert("paths", paths.into());
+        // No `servers`: callers reach this API at API Gateway's invoke URL,
+        // and each integration names the executor itself.
+        if let Some(tags) = doc.get("tags") {
+            document.insert("tags", Part::Value(tags));
+        }
+        document.into()
+    }
+
+    fn operation<'s>(&'s self, path: &str, method: &str, operation: &'s Value) -> Part<'s> {
+        let mut out = Members::new();
+        let mut nullable = false;
+        for (key, value) in operation.as_object().into_iter().flatten() {
+            match key.as_str() {
+                "requestBody" => {
+                    let body = self.converter.with_content(value);
+                    nullable = self.request_uses_nullable(&body);
+                    out.insert(key.as_str(), Part::Owned(body));
+                }
+                "responses" => {
+                    let mut responses = Members::new();
+                    for (status, answer) in value.as_object().into_iter().flatten() {
+                        responses.insert(status.as_str(), self.response(answer));
+                    }
+                    out.insert(key.as_str(), responses.into());
+                }
+                "security" => {
+                    if self.authorizer.is_some() {
+                        out.insert(key.as_str(), Part::Value(&self.security));
+                    }
+                }
+                "parameters" => {}
+                _ => out.insert(key.as_str(), Part::Value(value)),
+            }
+        }
+        let mut parameters: Vec<Part<'s>> = operation
+            .get("parameters")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .map(|p| Part::Owned(self.converter.with_schema(p)))
+            .collect();
+        parameters.extend(self.parameters.iter().map(Part::Value));
+        out.insert("parameters", Part::Array(parameters));
+        if nullable {
+            out.insert(
+                "x-amazon-apigateway-request-validator",
+                Part::Text("params".into()),
+            );
+        }
+        let mut integration = Members::borrowing(&self.integration);
+        integration.insert("httpMethod", Part::Text(method.to_ascii_uppercase()));
+        integration.insert("uri", Part::Text(format!("{}{path}", self.executor_url)));
+        out.insert("x-amazon-apigateway-integration", integration.into());
+        out.into()
+    }
+
+    /// A response, inline.
+    fn response<'s>(&'s self, answer: &Value) -> Part<'s> {
+        let shared = answer
+            .get("$ref")
+            .and_then(Value::as_str)
+            .and_then(|r| r.strip_prefix(RESPONSE_PREFIX))
+            .and_then(|name| self.converter.responses.get(name));
+        match shared {
+            Some(response) => Part::Value(response),
+            None => Part::Owned(self.converter.with_content(answer)),
+        }
+    }
+
+    /// Whether the (converted) request body's schema, or a model it reaches,
+    /// says `nullable` (which API Gateway's draft-4 models cannot say).
+    fn request_uses_nullable(&self, body: &Value) -> bool {
+        let Some(content) = body.get("content").and_then(Value::as_object) else {
+            return false;
+        };
+        let mut pending: Vec<&Value> = content.values().filter_map(|m| m.get("schema")).collect();
+        let mut seen = BTreeSet::new();
+        while let Some(schema) = pending.pop() {
+            let mut found = false;
+            visit(schema, &mut |node| {
+                if let Some(map) = node.as_object() {
+                    found |= map.get("nullable") == Some(&Value::Bool(true));
+                    if let Some(name) = map
+                        .get("$ref")
+                        .and_then(Value::as_str)
+                        .and_then(|r| r.strip_prefix(COMPONENT_PREFIX))
+                    {
+                        if seen.insert(name.to_owned()) {
+                            if let Some(model) = self.models.get(name) {
+                                pending.push(model);
+                            }
+                        }
+                    }
                 }
             });
-            converted.insert(method.clone(), operation);
+            if found {
+                return true;
+            }
         }
-        paths.insert(path.clone(), Value::Object(converted));
+        false
     }
-
-    let mut info = doc["info"].clone();
-    if let Some(info) = info.as_object_mut() {
-        // 3.1 only.
-        info.remove("summary");
-        if let Some(license) = info.get_mut("license").and_then(Value::as_object_mut) {
-            license.remove("identifier");
-        }
-    }
-    // Big parts are moved in, not through `json!`, which copies by serializing.
-    let mut document = json!({
-        "openapi": OPENAPI_VERSION,
-        "components": {
-            "securitySchemes": { "bearer": bearer_scheme(authorizer) }
-        },
-        "x-amazon-apigateway-request-validators": {
-            "body": { "validateRequestBody": true, "validateRequestParameters": true },
-            "params": { "validateRequestBody": false, "validateRequestParameters": true }
-        },
-        "x-amazon-apigateway-request-validator": "body",
-        "x-amazon-apigateway-gateway-responses": gateway_responses(),
-    });
-    document["info"] = info;
-    document["paths"] = Value::Object(paths);
-    document["components"]["schemas"] = Value::Object(models);
-    // No `servers`: callers reach this API at API Gateway's invoke URL, and
-    // each integration names the executor itself.
-    if let Some(tags) = doc.get("tags") {
-        document["tags"] = tags.clone();
-    }
-    document
 }
 
 fn bearer_scheme(authorizer: Option<&ApiGatewayAuthorizer>) -> Value {
@@ -259,71 +421,6 @@ struct Converter {
 }
 
 impl Converter {
-    fn operation(&self, operation: &Value, authorized: bool) -> Value {
-        let mut out = Map::new();
-        for (key, value) in operation.as_object().into_iter().flatten() {
-            match key.as_str() {
-                "requestBody" => {
-                    out.insert(key.clone(), self.with_content(value));
-                }
-                "responses" => {
-                    let responses: Map<String, Value> = value
-                        .as_object()
-                        .into_iter()
-                        .flatten()
-                        .map(|(status, answer)| (status.clone(), self.response(answer)))
-                        .collect();
-                    out.insert(key.clone(), Value::Object(responses));
-                }
-                "security" => {
-                    if authorized {
-                        out.insert(key.clone(), json!([{ "bearer": [] }]));
-                    }
-                }
-                "parameters" => {}
-                _ => {
-                    out.insert(key.clone(), value.clone());
-                }
-            }
-        }
-        let mut parameters: Vec<Value> = operation
-            .get("parameters")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .map(|p| self.with_schema(p))
-            .collect();
-        parameters.push(json!({
-            "name": REQUEST_ID_HEADER,
-            "in": "header",
-            "required": false,
-            "description": "Identifies the request in the executor's logs and in `_meta` of the MCP call; made when absent.",
-            "schema": { "type": "string" }
-        }));
-        parameters.push(json!({
-            "name": AUTHORIZATION_HEADER,
-            "in": "header",
-            "required": false,
-            "description": "`Bearer <access token or MCPO API key>`, passed to the executor.",
-            "schema": { "type": "string" }
-        }));
-        out.insert("parameters".into(), Value::Array(parameters));
-        Value::Object(out)
-    }
-
-    /// A response, inline.
-    fn response(&self, answer: &Value) -> Value {
-        let shared = answer
-            .get("$ref")
-            .and_then(Value::as_str)
-            .and_then(|r| r.strip_prefix(RESPONSE_PREFIX))
-            .and_then(|name| self.responses.get(name));
-        match shared {
-            Some(response) => response.clone(),
-            None => self.with_content(answer),
-        }
-    }
-
     /// A request body or response with its content's schemas converted.
     fn with_content(&self, value: &Value) -> Value {
         self.replacing(value, "content", |content| match content.as_object() {
@@ -591,42 +688,6 @@ impl Converter {
             Some(model) => format!("{COMPONENT_PREFIX}{model}"),
             None => reference.to_owned(),
         }
-    }
-
-    /// Whether the operation's request schema, or a model it reaches, says
-    /// `nullable` (which API Gateway's draft-4 models cannot say).
-    fn request_uses_nullable(&self, operation: &Value, models: &Map<String, Value>) -> bool {
-        let Some(content) = operation
-            .pointer("/requestBody/content")
-            .and_then(Value::as_object)
-        else {
-            return false;
-        };
-        let mut pending: Vec<&Value> = content.values().filter_map(|m| m.get("schema")).collect();
-        let mut seen = BTreeSet::new();
-        while let Some(schema) = pending.pop() {
-            let mut found = false;
-            visit(schema, &mut |node| {
-                if let Some(map) = node.as_object() {
-                    found |= map.get("nullable") == Some(&Value::Bool(true));
-                    if let Some(name) = map
-                        .get("$ref")
-                        .and_then(Value::as_str)
-                        .and_then(|r| r.strip_prefix(COMPONENT_PREFIX))
-                    {
-                        if seen.insert(name.to_owned()) {
-                            if let Some(model) = models.get(name) {
-                                pending.push(model);
-                            }
-                        }
-                    }
-                }
-            });
-            if found {
-                return true;
-            }
-        }
-        false
     }
 }
 

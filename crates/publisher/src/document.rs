@@ -9,7 +9,7 @@
 //! [`crate::schema`], and every answer the executor gives, errors with the
 //! shared `Error` schema.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 
 use mcpo_core::auth::document::add_security;
 use mcpo_core::auth::invoke_permission;
@@ -58,14 +58,46 @@ const ERROR_RESPONSES: &[(&str, &str, &str)] = &[
     ("504", "GatewayTimeout", "The MCP server did not answer in time."),
 ];
 
+/// The platform document, and which of its parts each service's own
+/// document is made of.
+pub struct Platform {
+    pub document: Value,
+    /// One per service, in the order given.
+    pub services: Vec<ServiceParts>,
+    /// The component schemas of every document (the error body).
+    pub shared_schemas: Vec<String>,
+}
+
+/// A service's part of the platform document: what [`build`] would give for
+/// the service alone, but for the other services' tags, and unless
+/// `renamed`.
+pub struct ServiceParts {
+    /// Its paths (the endpoints of its tools).
+    pub paths: Vec<String>,
+    /// The component schemas its tools' schemas became.
+    pub schemas: Vec<String>,
+    /// Another service took a name it would have alone (an `operationId` or
+    /// a component's name, which then gets `_2`…, or a path): its own
+    /// document is built from its record instead.
+    pub renamed: bool,
+}
+
 pub fn build(services: &[ServiceRecord], executor_url: &str) -> Value {
+    platform(services, executor_url).document
+}
+
+/// The document, and what each service's own document takes of it.
+pub fn platform(services: &[ServiceRecord], executor_url: &str) -> Platform {
     let mut paths = Map::new();
     let mut tags = Vec::new();
-    let mut operation_ids = HashSet::new();
+    let mut operation_ids = HashMap::new();
+    let mut path_owners: HashMap<&str, usize> = HashMap::new();
+    let mut renamed = vec![false; services.len()];
     let mut components = Components::new();
     components.insert(ERROR_SCHEMA, error_schema());
-    for record in services {
+    for (index, record) in services.iter().enumerate() {
         let service = &record.service;
+        components.claim_for(index);
         tags.push(json!({
             "name": service.name,
             "description": service.description.clone().unwrap_or_else(|| format!("Tools of the MCP service `{}`", service.name)),
@@ -74,8 +106,9 @@ pub fn build(services: &[ServiceRecord], executor_url: &str) -> Value {
             let tool = &tool_record.tool;
             let schema = &tool_record.schema;
             let endpoint_name = tool.endpoint.rsplit('/').next().unwrap_or(&tool.endpoint);
-            let operation_id =
-                unique_operation_id(&service.name, endpoint_name, &mut operation_ids);
+            let (operation_id, clash) =
+                unique_operation_id(&service.name, endpoint_name, index, &mut operation_ids);
+            renamed[index] |= clash;
             let prefix = format!("{}_{endpoint_name}", service.name);
             let input = components.translate(&prefix, "Input", &schema.input_schema);
             let output = schema
@@ -126,9 +159,30 @@ pub fn build(services: &[ServiceRecord], executor_url: &str) -> Value {
             }
             let mut item = Map::new();
             item.insert("post".into(), operation);
+            if let Some(other) = path_owners.insert(&tool.endpoint, index) {
+                if other != index {
+                    renamed[other] = true;
+                    renamed[index] = true;
+                }
+            }
             paths.insert(tool.endpoint.clone(), Value::Object(item));
         }
     }
+    let (mut schemas_by_service, shared_schemas) = components.names_by_owner(services.len());
+    let mut paths_by_service = vec![Vec::new(); services.len()];
+    for (path, owner) in path_owners {
+        paths_by_service[owner].push(path.to_owned());
+    }
+    let service_parts = paths_by_service
+        .into_iter()
+        .zip(schemas_by_service.iter_mut())
+        .enumerate()
+        .map(|(index, (paths, schemas))| ServiceParts {
+            paths,
+            schemas: std::mem::take(schemas),
+            renamed: renamed[index] || components.renamed(index),
+        })
+        .collect();
     let mut document = json!({
         "openapi": OPENAPI_VERSION,
         "info": {
@@ -146,7 +200,11 @@ pub fn build(services: &[ServiceRecord], executor_url: &str) -> Value {
     parts.insert("responses".into(), error_responses());
     document["components"] = Value::Object(parts);
     add_security(&mut document, ERROR_SCHEMA);
-    document
+    Platform {
+        document,
+        services: service_parts,
+        shared_schemas,
+    }
 }
 
 /// What the tool's annotations hint, as a sentence for its description.
@@ -254,7 +312,13 @@ fn has_required_properties(schema: &Value, components: &Components) -> bool {
 
 /// `{service}__{endpoint name}` with every character outside `[A-Za-z0-9_]`
 /// replaced: stable across rebuilds because it derives from the endpoint.
-fn unique_operation_id(service: &str, tool: &str, taken: &mut HashSet<String>) -> String {
+/// Also says whether another owner (service) had taken a candidate.
+fn unique_operation_id(
+    service: &str,
+    tool: &str,
+    owner: usize,
+    taken: &mut HashMap<String, usize>,
+) -> (String, bool) {
     let base: String = format!("{service}__{tool}")
         .chars()
         .map(|c| {
@@ -267,9 +331,12 @@ fn unique_operation_id(service: &str, tool: &str, taken: &mut HashSet<String>) -
         .collect();
     let mut candidate = base.clone();
     let mut n = 2;
-    while !taken.insert(candidate.clone()) {
+    let mut clash = false;
+    while let Some(other) = taken.get(&candidate) {
+        clash |= *other != owner;
         candidate = format!("{base}_{n}");
         n += 1;
     }
-    candidate
+    taken.insert(candidate.clone(), owner);
+    (candidate, clash)
 }

@@ -4,10 +4,13 @@
 
 pub mod aws;
 pub mod document;
+pub mod published;
 pub mod publisher;
 pub mod push;
 pub mod schema;
+pub mod service_document;
 pub mod versions;
+pub mod view;
 
 use actix_web::http::{header, Method};
 use actix_web::middleware::from_fn;
@@ -21,7 +24,8 @@ use mcpo_core::outbox::Relay;
 use mcpo_core::server::{bind, Application, Dependencies};
 use mcpo_core::CoreError;
 
-use crate::publisher::{Publisher, Rendered};
+use crate::published::Rendered;
+use crate::publisher::Publisher;
 use actix_web::ResponseError;
 use mcpo_core::{ApiError, ErrorCode};
 
@@ -134,8 +138,9 @@ async fn openapi_yaml(
     _auth: Authorized<OpenapiRead>,
     publisher: web::Data<Publisher>,
     req: HttpRequest,
-) -> HttpResponse {
-    serve(&publisher.current().yaml, "application/yaml", &req)
+) -> Result<HttpResponse, ApiError> {
+    let current = publisher.current();
+    Ok(serve(current.yaml().await?, "application/yaml", &req))
 }
 
 /// The API Gateway flavour (OpenAPI 3.0.1) of the current document.
@@ -207,16 +212,17 @@ fn serve(rendered: &Rendered, content_type: &str, req: &HttpRequest) -> HttpResp
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| {
             v.split(',')
-                .any(|tag| tag.trim() == rendered.etag || tag.trim() == "*")
+                .any(|tag| tag.trim() == rendered.etag() || tag.trim() == "*")
         });
     if matches {
         return HttpResponse::NotModified()
-            .insert_header((header::ETAG, rendered.etag.clone()))
+            .insert_header((header::ETAG, rendered.etag()))
             .finish();
     }
     HttpResponse::Ok()
         .content_type(content_type)
-        .insert_header((header::ETAG, rendered.etag.clone()))
+        .insert_header((header::ETAG, rendered.etag()))
+        // Shared, not copied: the platform's documents are megabytes.
         .body(rendered.bytes.clone())
 }
 

@@ -30,7 +30,8 @@ use tokio::sync::Mutex;
 
 pub use record::{PushRecord, TargetReport};
 
-use crate::publisher::{Published, Publisher};
+use crate::published::Published;
+use crate::publisher::Publisher;
 use record::Claim;
 use target::Target;
 
@@ -120,7 +121,12 @@ impl Pusher {
 
     /// Pushes `published` unless the target has it (or a newer one); the
     /// outcome is on its row, and a failure in the log.
-    async fn attempt(&self, target: &Target, name: &str, published: &Published) -> Result<(), ()> {
+    async fn attempt(
+        &self,
+        target: &Target,
+        name: &str,
+        published: &Arc<Published>,
+    ) -> Result<(), ()> {
         let version = published.version;
         let claim = async {
             let mut conn = self.pool.get().await?;

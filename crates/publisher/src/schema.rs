@@ -122,6 +122,14 @@ impl Dialect {
 #[derive(Debug, Default)]
 pub struct Components {
     schemas: Map<String, Value>,
+    /// Who claimed each name: an owner's index (a service's), `None` for the
+    /// document's own schemas.
+    owners: HashMap<String, Option<usize>>,
+    /// Whom names are claimed for now.
+    owner: Option<usize>,
+    /// Owners that found a name taken by another owner, and so got a name
+    /// (`_2`…) they would not get in a document without that owner.
+    renamed: BTreeSet<usize>,
 }
 
 impl Components {
@@ -131,7 +139,32 @@ impl Components {
 
     /// Adds a schema of the document's own (the error body).
     pub fn insert(&mut self, name: &str, schema: Value) {
+        self.owners.insert(name.to_owned(), None);
         self.schemas.insert(name.to_owned(), schema);
+    }
+
+    /// Names are claimed for `owner` from now on.
+    pub fn claim_for(&mut self, owner: usize) {
+        self.owner = Some(owner);
+    }
+
+    /// The names each owner claimed (by index, `owners` of them), and the
+    /// document's own names.
+    pub fn names_by_owner(&self, owners: usize) -> (Vec<Vec<String>>, Vec<String>) {
+        let mut by_owner = vec![Vec::new(); owners];
+        let mut shared = Vec::new();
+        for (name, owner) in &self.owners {
+            match owner.and_then(|o| by_owner.get_mut(o)) {
+                Some(names) => names.push(name.clone()),
+                None => shared.push(name.clone()),
+            }
+        }
+        (by_owner, shared)
+    }
+
+    /// Whether `owner` got a name another owner's made it change.
+    pub fn renamed(&self, owner: usize) -> bool {
+        self.renamed.contains(&owner)
     }
 
     pub fn get(&self, name: &str) -> Option<&Value> {
@@ -188,10 +221,16 @@ impl Components {
         let base = sanitize(base);
         let mut name = base.clone();
         let mut n = 2;
-        while self.schemas.contains_key(&name) {
+        while let Some(taken_by) = self.owners.get(&name) {
+            if let (Some(owner), Some(other)) = (self.owner, *taken_by) {
+                if other != owner {
+                    self.renamed.insert(owner);
+                }
+            }
             name = format!("{base}_{n}");
             n += 1;
         }
+        self.owners.insert(name.clone(), self.owner);
         self.schemas.insert(name.clone(), Value::Null);
         name
     }

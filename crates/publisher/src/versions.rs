@@ -3,7 +3,6 @@
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use mcpo_core::db::schema::openapi_documents;
-use mcpo_core::domain::schema_hash::canonical_hash;
 use mcpo_core::events::{Event, EventEnvelope, OpenapiPublished};
 use mcpo_core::{outbox, CoreError};
 use serde_json::Value;
@@ -12,16 +11,16 @@ use serde_json::Value;
 const VERSION_LOCK: i64 = 0x4d43_504f_0002;
 
 /// Gives `doc` its version number (in `info.version`) and stores it, unless
-/// it is the same as the latest version. Returns the version and whether it
-/// is new; a new one is announced with `openapi.published`.
+/// it is the same as the latest version: `hash` is its canonical hash
+/// without the number (`published::prepare` makes both). Returns the
+/// version and whether it is new; a new one is announced with
+/// `openapi.published`.
 pub async fn record(
     conn: &mut AsyncPgConnection,
     doc: &mut Value,
+    hash: &str,
     service_count: usize,
 ) -> Result<(i64, bool), CoreError> {
-    // Hashed before the number goes in, so the number does not make it new.
-    doc["info"]["version"] = Value::String(String::new());
-    let hash = canonical_hash(doc);
     let path_count = doc["paths"].as_object().map_or(0, |p| p.len());
     let (version, new) = conn
         .transaction(async |conn| {
@@ -36,24 +35,24 @@ pub async fn record(
                 .await
                 .optional()?;
             if let Some((version, latest_hash)) = &latest {
-                if *latest_hash == hash {
+                if latest_hash == hash {
                     return Ok::<_, CoreError>((*version, false));
                 }
             }
             let version = latest.map_or(1, |(v, _)| v + 1);
-            let mut stored = doc.clone();
-            stored["info"]["version"] = Value::String(version.to_string());
+            // Numbered in place, not in a copy: the tree is large.
+            doc["info"]["version"] = Value::String(version.to_string());
             diesel::insert_into(openapi_documents::table)
                 .values((
                     openapi_documents::version.eq(version),
-                    openapi_documents::content_hash.eq(&hash),
-                    openapi_documents::document.eq(&stored),
+                    openapi_documents::content_hash.eq(hash),
+                    openapi_documents::document.eq(&*doc),
                 ))
                 .execute(conn)
                 .await?;
             let event = EventEnvelope::new(Event::OpenapiPublished(OpenapiPublished {
                 version,
-                content_hash: hash.clone(),
+                content_hash: hash.to_owned(),
                 service_count,
                 path_count,
             }));

@@ -163,7 +163,8 @@ async fn versions_are_stored_once_per_distinct_document() {
     let doc = |title: &str| json!({ "openapi": "3.1.0", "info": { "title": title, "version": "" }, "paths": {} });
     let mut record = async |title: &str| {
         let mut document = doc(title);
-        let outcome = mcpo_publisher::versions::record(&mut conn, &mut document, 0)
+        let hash = mcpo_core::domain::schema_hash::canonical_hash(&document);
+        let outcome = mcpo_publisher::versions::record(&mut conn, &mut document, &hash, 0)
             .await
             .unwrap();
         assert_eq!(document["info"]["version"], outcome.0.to_string());

@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
+use actix_web::web::Bytes;
 use aws_sdk_apigateway::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_apigateway::primitives::Blob;
 use aws_sdk_apigateway::types::PutMode;
@@ -10,7 +11,9 @@ use aws_sdk_s3::primitives::ByteStream;
 use mcpo_core::aws::{self, AwsSettings, S3Location};
 use mcpo_core::config::{ApiGatewayTarget, PublishSettings};
 
-use crate::publisher::Published;
+use std::sync::Arc;
+
+use crate::published::{Published, Rendered};
 
 pub enum Target {
     Dir(PathBuf),
@@ -65,10 +68,11 @@ impl Target {
 
     /// Delivers `published`. The error is a message fit for logs and the
     /// report (the SDK's errors carry no credentials).
-    pub async fn push(&self, published: &Published) -> Result<(), String> {
+    pub async fn push(&self, published: &Arc<Published>) -> Result<(), String> {
         match self {
             Target::Dir(root) => {
-                for (key, body, _) in files(published) {
+                let yaml = yaml(published).await?;
+                for (key, body, _) in files(published, yaml) {
                     let path = root.join(&key);
                     write_file(&path, body)
                         .await
@@ -77,13 +81,14 @@ impl Target {
                 Ok(())
             }
             Target::S3 { client, location } => {
-                for (key, body, content_type) in files(published) {
+                let yaml = yaml(published).await?;
+                for (key, body, content_type) in files(published, yaml) {
                     client
                         .put_object()
                         .bucket(&location.bucket)
                         .key(location.key(&key))
                         .content_type(content_type)
-                        .body(ByteStream::from(body.to_vec()))
+                        .body(ByteStream::from(body.clone()))
                         .send()
                         .await
                         .map_err(|e| {
@@ -105,14 +110,14 @@ impl Target {
                     .rest_api_id(&api.rest_api_id)
                     .mode(PutMode::Overwrite)
                     .fail_on_warnings(api.fail_on_warnings)
-                    .body(Blob::new(published.aws.bytes.clone()))
+                    .body(Blob::new(published.aws.bytes.to_vec()))
                     .send()
                     .await
                     .map_err(|e| context("importing into", describe(&e)))?;
                 // API Gateway refuses to deploy an API without methods (no
                 // service registered, or all deleted): the stage keeps its
                 // last deployment, whose calls the executor answers 404.
-                if !has_operations(published) {
+                if published.path_count == 0 {
                     tracing::info!(
                         rest_api = %api.rest_api_id,
                         version = published.version,
@@ -157,11 +162,12 @@ where
     }
 }
 
-fn has_operations(published: &Published) -> bool {
-    serde_json::from_slice::<serde_json::Value>(&published.aws.bytes)
-        .ok()
-        .and_then(|doc| doc["paths"].as_object().map(|paths| !paths.is_empty()))
-        .unwrap_or(true)
+/// The YAML rendering, made now if no one asked for it yet.
+async fn yaml(published: &Arc<Published>) -> Result<&Rendered, String> {
+    published
+        .yaml()
+        .await
+        .map_err(|e| format!("rendering the YAML document: {e}"))
 }
 
 /// The names of the targets `settings` configure, in [`Target::connect`]'s
@@ -184,22 +190,25 @@ fn apigateway_name(api: &ApiGatewayTarget) -> String {
 /// The files of a version, relative to the directory or prefix: the
 /// version's own copies first, then the top-level ones, so those always
 /// name a version whose copies exist.
-fn files(published: &Published) -> Vec<(String, &[u8], &'static str)> {
+fn files<'p>(
+    published: &'p Published,
+    yaml: &'p Rendered,
+) -> Vec<(String, &'p Bytes, &'static str)> {
     let documents = [
         ("openapi.json", &published.json.bytes, "application/json"),
-        ("openapi.yaml", &published.yaml.bytes, "application/yaml"),
+        ("openapi.yaml", &yaml.bytes, "application/yaml"),
         ("openapi.aws.json", &published.aws.bytes, "application/json"),
     ];
     let versioned = documents.iter().map(|(name, body, content_type)| {
         (
             format!("versions/{}/{name}", published.version),
-            body.as_slice(),
+            *body,
             *content_type,
         )
     });
     let latest = documents
         .iter()
-        .map(|(name, body, content_type)| ((*name).to_owned(), body.as_slice(), *content_type));
+        .map(|(name, body, content_type)| ((*name).to_owned(), *body, *content_type));
     versioned.chain(latest).collect()
 }
 
