@@ -421,3 +421,78 @@ async fn the_report_refuses_bad_queries() {
         .unwrap();
     assert_eq!(refused.status(), 403);
 }
+
+/// A snapshot the store refuses holds back its own service's later ones,
+/// not other services': `blocked`'s directory is a file, so its writes fail
+/// while `fine`'s land; once it is a directory, `blocked`'s follow in order.
+#[tokio::test]
+async fn a_failing_service_does_not_hold_back_the_others() {
+    let dir = std::env::temp_dir().join(format!("mcpo-snapshots-{}", Uuid::new_v4().simple()));
+    std::fs::create_dir_all(dir.join("services")).unwrap();
+    let blocker = dir.join("services/blocked");
+    std::fs::write(&blocker, "not a directory").unwrap();
+    let root = dir.clone();
+    let app = TestApp::spawn_with(|s| {
+        s.config_store.store = ConfigStore::Dir(root);
+        fast_retries(s);
+    })
+    .await;
+    assert_eq!(
+        app.register(&stdio_fixture("blocked", None)).await.status(),
+        201
+    );
+    assert_eq!(
+        app.patch_service("blocked", &json!({ "description": "second" }))
+            .await
+            .status(),
+        200
+    );
+    assert_eq!(
+        app.register(&stdio_fixture("fine", None)).await.status(),
+        201
+    );
+
+    eventually("the other service's snapshot is written", async || {
+        let found = files(&dir);
+        if found
+            .iter()
+            .any(|(path, _)| path == "services/fine/latest.json")
+        {
+            Ok(())
+        } else {
+            Err(found)
+        }
+    })
+    .await;
+    let failed = retried_failure(&app).await;
+    assert_eq!(
+        (&failed["pending"], &failed["failed"]),
+        (&json!(2), &json!(1)),
+        "blocked's first revision failed, its second waits: {failed:#}"
+    );
+    assert_eq!(failed["snapshots"][0]["service_name"], "blocked");
+
+    std::fs::remove_file(&blocker).unwrap();
+    let written = eventually("blocked's revisions follow", async || {
+        let found = files(&dir);
+        let blocked: Vec<String> = found
+            .iter()
+            .map(|(path, _)| path.clone())
+            .filter(|path| path.starts_with("services/blocked/"))
+            .collect();
+        if blocked.len() == 3 {
+            Ok(found)
+        } else {
+            Err(found)
+        }
+    })
+    .await;
+    let latest = written
+        .iter()
+        .find(|(path, _)| path == "services/blocked/latest.json")
+        .map(|(_, content)| serde_json::from_str::<Value>(content).unwrap())
+        .unwrap();
+    assert_eq!(latest["description"], "second", "{latest:#}");
+    assert_eq!(report(&app, "").await["pending"], 0);
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -1,6 +1,7 @@
 //! Writes pending snapshots to the config store, in order, one registry
 //! replica at a time.
 
+use std::collections::HashSet;
 use std::time::Duration;
 
 use diesel::prelude::*;
@@ -74,9 +75,11 @@ impl Uploader {
         }
     }
 
-    /// Writes up to one batch in order and stops at the first failure (so a
-    /// later revision never lands before an earlier one). The failure is on
-    /// the row and in the log.
+    /// Writes up to one batch in order. A failure holds back the later
+    /// snapshots of its own service only (so a later revision never lands
+    /// before an earlier one); other services' go on. Failures are on their
+    /// rows and in the log, and make the batch an `Err` (retried after the
+    /// backoff).
     async fn upload_batch(&self, target: &Target) -> Result<usize, ()> {
         let rows = match self.pending().await {
             Ok(rows) => rows,
@@ -86,7 +89,11 @@ impl Uploader {
             }
         };
         let mut written = 0;
+        let mut held_back = HashSet::new();
         for row in rows {
+            if held_back.contains(&row.service_name) {
+                continue;
+            }
             // The row is not locked while the store is slow: only the leader writes.
             let outcome = write(target, &row).await;
             if let Err(e) = self.record(&row, outcome.as_ref().err()).await {
@@ -101,11 +108,16 @@ impl Uploader {
                     error = %error,
                     "config snapshot not written; retrying with backoff"
                 );
-                return Err(());
+                held_back.insert(row.service_name);
+                continue;
             }
             written += 1;
         }
-        Ok(written)
+        if held_back.is_empty() {
+            Ok(written)
+        } else {
+            Err(())
+        }
     }
 
     async fn pending(&self) -> Result<Vec<Pending>, mcpo_core::CoreError> {
