@@ -423,8 +423,9 @@ async fn the_report_refuses_bad_queries() {
 }
 
 /// A snapshot the store refuses holds back its own service's later ones,
-/// not other services': `blocked`'s directory is a file, so its writes fail
-/// while `fine`'s land; once it is a directory, `blocked`'s follow in order.
+/// not other services', however many wait (more than the uploader takes at
+/// once): `blocked`'s directory is a file, so its writes fail while
+/// `fine`'s land; once it is a directory, `blocked`'s follow in order.
 #[tokio::test]
 async fn a_failing_service_does_not_hold_back_the_others() {
     let dir = std::env::temp_dir().join(format!("mcpo-snapshots-{}", Uuid::new_v4().simple()));
@@ -441,12 +442,16 @@ async fn a_failing_service_does_not_hold_back_the_others() {
         app.register(&stdio_fixture("blocked", None)).await.status(),
         201
     );
-    assert_eq!(
-        app.patch_service("blocked", &json!({ "description": "second" }))
-            .await
-            .status(),
-        200
-    );
+    const UPDATES: usize = 55;
+    for n in 1..=UPDATES {
+        let description = format!("update {n}");
+        assert_eq!(
+            app.patch_service("blocked", &json!({ "description": description }))
+                .await
+                .status(),
+            200
+        );
+    }
     assert_eq!(
         app.register(&stdio_fixture("fine", None)).await.status(),
         201
@@ -467,8 +472,8 @@ async fn a_failing_service_does_not_hold_back_the_others() {
     let failed = retried_failure(&app).await;
     assert_eq!(
         (&failed["pending"], &failed["failed"]),
-        (&json!(2), &json!(1)),
-        "blocked's first revision failed, its second waits: {failed:#}"
+        (&json!(UPDATES + 1), &json!(1)),
+        "blocked's first revision failed, the later ones wait: {failed:#}"
     );
     assert_eq!(failed["snapshots"][0]["service_name"], "blocked");
 
@@ -480,7 +485,8 @@ async fn a_failing_service_does_not_hold_back_the_others() {
             .map(|(path, _)| path.clone())
             .filter(|path| path.starts_with("services/blocked/"))
             .collect();
-        if blocked.len() == 3 {
+        // Each revision, and latest.json.
+        if blocked.len() == UPDATES + 2 {
             Ok(found)
         } else {
             Err(found)
@@ -492,7 +498,11 @@ async fn a_failing_service_does_not_hold_back_the_others() {
         .find(|(path, _)| path == "services/blocked/latest.json")
         .map(|(_, content)| serde_json::from_str::<Value>(content).unwrap())
         .unwrap();
-    assert_eq!(latest["description"], "second", "{latest:#}");
+    assert_eq!(
+        latest["description"],
+        format!("update {UPDATES}"),
+        "{latest:#}"
+    );
     assert_eq!(report(&app, "").await["pending"], 0);
     std::fs::remove_dir_all(&dir).unwrap();
 }

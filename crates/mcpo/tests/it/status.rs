@@ -75,7 +75,14 @@ async fn a_server_that_goes_away_is_unreachable_and_active_again_when_back() {
         .await;
     let expected = [("active", "unreachable"), ("unreachable", "active")]
         .map(|(a, b)| (a.to_owned(), b.to_owned()));
-    assert_eq!(changes, expected);
+    assert_eq!(changes[..2], expected, "{changes:?}");
+    // A loaded machine may miss a later check's deadline (half the interval,
+    // here its floor of 200 ms), which is a real change again; but each
+    // change is announced once: every event starts where the last one ended.
+    for pair in changes.windows(2) {
+        assert_eq!(pair[0].1, pair[1].0, "{changes:?}");
+    }
+    assert!(changes.iter().all(|(from, to)| from != to), "{changes:?}");
 }
 
 #[tokio::test]

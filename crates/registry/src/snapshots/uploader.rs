@@ -1,7 +1,6 @@
 //! Writes pending snapshots to the config store, in order, one registry
 //! replica at a time.
 
-use std::collections::HashSet;
 use std::time::Duration;
 
 use diesel::prelude::*;
@@ -62,7 +61,8 @@ impl Uploader {
                 continue;
             }
             match self.upload_batch(&target).await {
-                Ok(written) if written as i64 == BATCH => continue,
+                // More may be waiting: each batch takes one per service.
+                Ok(written) if written > 0 => continue,
                 Ok(_) => {
                     backoff = store.retry_min;
                     tokio::time::sleep(IDLE_POLL).await;
@@ -75,11 +75,12 @@ impl Uploader {
         }
     }
 
-    /// Writes up to one batch in order. A failure holds back the later
-    /// snapshots of its own service only (so a later revision never lands
-    /// before an earlier one); other services' go on. Failures are on their
-    /// rows and in the log, and make the batch an `Err` (retried after the
-    /// backoff).
+    /// Writes the oldest pending snapshot of up to [`BATCH`] services, in
+    /// order. A failure holds back the later snapshots of its own service
+    /// only (so a later revision never lands before an earlier one): other
+    /// services' go on, even when many of the failing one's wait. Failures
+    /// are on their rows and in the log, and make the batch an `Err`
+    /// (retried after the backoff).
     async fn upload_batch(&self, target: &Target) -> Result<usize, ()> {
         let rows = match self.pending().await {
             Ok(rows) => rows,
@@ -89,11 +90,8 @@ impl Uploader {
             }
         };
         let mut written = 0;
-        let mut held_back = HashSet::new();
+        let mut failed = false;
         for row in rows {
-            if held_back.contains(&row.service_name) {
-                continue;
-            }
             // The row is not locked while the store is slow: only the leader writes.
             let outcome = write(target, &row).await;
             if let Err(e) = self.record(&row, outcome.as_ref().err()).await {
@@ -108,23 +106,26 @@ impl Uploader {
                     error = %error,
                     "config snapshot not written; retrying with backoff"
                 );
-                held_back.insert(row.service_name);
+                failed = true;
                 continue;
             }
             written += 1;
         }
-        if held_back.is_empty() {
-            Ok(written)
-        } else {
+        if failed {
             Err(())
+        } else {
+            Ok(written)
         }
     }
 
+    /// The oldest pending snapshot of each service (of [`BATCH`] at most),
+    /// oldest first.
     async fn pending(&self) -> Result<Vec<Pending>, mcpo_core::CoreError> {
         let mut conn = self.pool.get().await?;
-        Ok(config_snapshots::table
+        let mut rows: Vec<Pending> = config_snapshots::table
             .filter(config_snapshots::uploaded_at.is_null())
-            .order(config_snapshots::id)
+            .distinct_on(config_snapshots::service_name)
+            .order((config_snapshots::service_name, config_snapshots::id))
             .limit(BATCH)
             .select((
                 config_snapshots::id,
@@ -135,7 +136,9 @@ impl Uploader {
                 config_snapshots::attempts,
             ))
             .load(&mut conn)
-            .await?)
+            .await?;
+        rows.sort_by_key(|row| row.id);
+        Ok(rows)
     }
 
     /// Counts the attempt; stamps `uploaded_at`, or keeps the error.
