@@ -478,22 +478,24 @@ async fn a_failing_service_does_not_hold_back_the_others() {
     assert_eq!(failed["snapshots"][0]["service_name"], "blocked");
 
     std::fs::remove_file(&blocker).unwrap();
-    let written = eventually("blocked's revisions follow", async || {
-        let found = files(&dir);
-        let blocked: Vec<String> = found
-            .iter()
-            .map(|(path, _)| path.clone())
-            .filter(|path| path.starts_with("services/blocked/"))
-            .collect();
-        // Each revision, and latest.json.
-        if blocked.len() == UPDATES + 2 {
-            Ok(found)
+    // A row is stamped once its files are written: then all of them are.
+    eventually("blocked's revisions follow", async || {
+        let all = report(&app, "").await;
+        if all["pending"] == 0 {
+            Ok(())
         } else {
-            Err(found)
+            Err(all)
         }
     })
     .await;
-    let latest = written
+    let written = files(&dir);
+    let blocked: Vec<&(String, String)> = written
+        .iter()
+        .filter(|(path, _)| path.starts_with("services/blocked/"))
+        .collect();
+    // Each revision, and latest.json.
+    assert_eq!(blocked.len(), UPDATES + 2, "{blocked:?}");
+    let latest = blocked
         .iter()
         .find(|(path, _)| path == "services/blocked/latest.json")
         .map(|(_, content)| serde_json::from_str::<Value>(content).unwrap())
@@ -503,6 +505,5 @@ async fn a_failing_service_does_not_hold_back_the_others() {
         format!("update {UPDATES}"),
         "{latest:#}"
     );
-    assert_eq!(report(&app, "").await["pending"], 0);
     std::fs::remove_dir_all(&dir).unwrap();
 }
