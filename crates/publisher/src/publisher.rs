@@ -62,7 +62,7 @@ impl Publisher {
     pub async fn rebuild(&self) -> Result<(), CoreError> {
         let mut conn = self.pool.get().await?;
         let services = queries::all_services(&mut conn).await?;
-        // Building and rendering take most of a second for thousands of
+        // Building and rendering take seconds for thousands of
         // tools: on the blocking pool, not on a thread that serves requests.
         let executor_url = self.executor_url.clone();
         let (mut prepared, services) = blocking(move || {
