@@ -1,9 +1,11 @@
 //! Rebuilding the platform document for 1,000 services of 10 tools each
 //! (`tests/common/platform.rs`), on the path `Publisher::rebuild` takes
-//! besides Postgres: `published::prepare` (the 3.1 document and its
-//! canonical hash) then `published::render` (its JSON, the API Gateway
-//! flavour and one document per service). The steps are timed on their own
-//! too, and the YAML rendering made on the first `/openapi.yaml`.
+//! besides Postgres: `published::prepare` (every tool translated, its
+//! pieces rendered in both flavours, hashed) then `published::render` (the
+//! 3.1 and API Gateway documents assembled). Its steps are timed on their
+//! own too, with what is made on first request (YAML, a service's own
+//! document), and the same renderings made from one tree per document, the
+//! way rebuilds used to: the ratio of the first line to that one.
 //! Memory: `cargo run --release -p mcpo-publisher --example rebuild_memory`.
 
 #[path = "../tests/common/platform.rs"]
@@ -15,80 +17,70 @@ use criterion::{criterion_group, criterion_main, Criterion};
 use mcpo_core::domain::schema_hash::canonical_hash;
 use mcpo_publisher::{aws, document, published};
 
+// As the publisher's binary.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn rebuild(c: &mut Criterion) {
     let services = platform::platform();
     let url = platform::EXECUTOR_URL;
     let authorizer = platform::authorizer();
 
     // One rebuild outside the timings: the size of what is built and served.
-    let doc = document::build(&services, url);
-    let rendered = published::render(
-        1,
-        published::prepare(&services, url),
-        &services,
-        url,
-        Some(&authorizer),
-    )
-    .unwrap();
+    let rendered = published::render(1, published::prepare(&services, url, Some(&authorizer)));
+    let one_service = services[services.len() / 2].service.name.clone();
     eprintln!(
-        "{} paths, {} component schemas; 3.1 document {} bytes, API Gateway document {} bytes, \
-         {} service documents {} bytes",
-        rendered.path_count,
-        doc["components"]["schemas"].as_object().unwrap().len(),
+        "{} paths; 3.1 document {} bytes, API Gateway document {} bytes, \
+         the document of `{one_service}` {} bytes",
+        rendered.path_count(),
         rendered.json.bytes.len(),
         rendered.aws.bytes.len(),
-        rendered.by_service.len(),
-        rendered
-            .by_service
-            .values()
-            .map(|r| r.bytes.len())
-            .sum::<usize>(),
+        rendered.service(&one_service).unwrap().bytes.len(),
     );
 
     let mut group = c.benchmark_group("1000 services x 10 tools");
     group.sample_size(10);
     group.bench_function("full rebuild (prepare + render)", |b| {
-        b.iter(|| {
-            let prepared = published::prepare(&services, url);
-            published::render(1, prepared, &services, url, Some(&authorizer)).unwrap()
-        })
+        b.iter(|| published::render(1, published::prepare(&services, url, Some(&authorizer))))
     });
-    // The same renderings made from trees (a copy of the document per
-    // service, the API Gateway flavour's tree, YAML at once), as rebuilds
-    // did before `published`: the ratio to the line above.
     group.bench_function("full rebuild from trees (before)", |b| {
         b.iter(|| {
             let mut doc = document::build(&services, url);
-            doc["info"]["version"] = "".into();
             let hash = canonical_hash(&doc);
             doc["info"]["version"] = "1".into();
+            let json = serde_json::to_vec_pretty(&doc).unwrap();
             let aws = serde_json::to_vec_pretty(&aws::convert(&doc, Some(&authorizer))).unwrap();
-            let by_service: Vec<Vec<u8>> = services
-                .iter()
-                .map(|s| {
-                    let mut one = document::build(std::slice::from_ref(s), url);
-                    one["info"]["version"] = s.service.revision.to_string().into();
-                    serde_json::to_vec_pretty(&one).unwrap()
-                })
-                .collect();
-            let yaml = serde_yaml_ng::to_string(&doc).unwrap();
-            (
-                hash,
-                serde_json::to_vec_pretty(&doc).unwrap(),
-                yaml,
-                aws,
-                by_service,
-            )
+            (hash, json, aws)
         })
     });
-    group.bench_function("openapi 3.1 document", |b| {
-        b.iter(|| document::platform(&services, url))
+    group.bench_function("translation alone (document::parts)", |b| {
+        b.iter(|| document::parts(&services))
     });
-    group.bench_function("canonical hash of the document", |b| {
-        b.iter(|| canonical_hash(&doc))
+    group.bench_function("prepare", |b| {
+        b.iter(|| published::prepare(&services, url, Some(&authorizer)))
     });
-    group.bench_function("api gateway flavour, rendered", |b| {
-        b.iter(|| aws::render(&doc, Some(&authorizer)).unwrap())
+    group.bench_function("render (assembly of both documents)", |b| {
+        b.iter_batched(
+            || published::prepare(&services, url, Some(&authorizer)),
+            |prepared| published::render(1, prepared),
+            criterion::BatchSize::LargeInput,
+        )
+    });
+    group.bench_function("a service's document, on first request", |b| {
+        b.iter_batched(
+            || {
+                published::render(
+                    1,
+                    published::prepare(&services[..50], url, Some(&authorizer)),
+                )
+            },
+            |published| {
+                published
+                    .service(&services[25].service.name)
+                    .map(|r| r.bytes.len())
+            },
+            criterion::BatchSize::LargeInput,
+        )
     });
     group.bench_function("yaml, on first request", |b| {
         b.iter(|| published::yaml_of(&rendered.json.bytes).unwrap())

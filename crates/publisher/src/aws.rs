@@ -85,29 +85,73 @@ const KEPT: &[&str] = &[
 /// `format`s of numbers API Gateway refuses; they only annotate.
 const NUMERIC_FORMATS: &[&str] = &["int32", "int64", "float", "double", "decimal"];
 
-/// The 3.0.1 document for API Gateway, from the 3.1 one.
+/// The 3.0.1 document for API Gateway, from the 3.1 one, as one tree: the
+/// reference for the rendering a rebuild assembles from pieces
+/// (`published`), which uses the same [`Flavour`].
 pub fn convert(doc: &Value, authorizer: Option<&ApiGatewayAuthorizer>) -> Value {
+    let no_schemas = Map::new();
+    let schemas = doc
+        .pointer("/components/schemas")
+        .and_then(Value::as_object)
+        .unwrap_or(&no_schemas);
+    let executor_url = doc
+        .pointer("/servers/0/url")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let names = model_names(schemas.keys().map(String::as_str));
+    let flavour = Flavour::new(
+        &names,
+        doc.pointer("/components/responses")
+            .and_then(Value::as_object),
+        executor_url,
+        authorizer,
+    );
+    let models: Map<String, Value> = schemas
+        .iter()
+        .map(|(name, schema)| {
+            (
+                model_name(&names, name).to_owned(),
+                flavour.model(schema, &names),
+            )
+        })
+        .collect();
+    let lookup = |name: &str| models.get(name);
+    let mut paths = Members::new();
+    for (path, item) in doc["paths"].as_object().into_iter().flatten() {
+        paths.insert(
+            path.as_str(),
+            flavour.path_item(path, item, &names, &lookup),
+        );
+    }
+    let root = flavour.root(
+        &doc["info"],
+        doc.get("tags"),
+        Part::Owned(Value::Object(models.clone())),
+        paths.into(),
+    );
     // Keys are strings and values JSON already: this cannot fail.
-    serde_json::to_value(Flavour::new(doc, authorizer).document()).unwrap_or_default()
+    serde_json::to_value(root).unwrap_or_default()
 }
 
-/// [`convert`]'s document as served, rendered without building its tree:
-/// most of it would be copies (each operation's answers, headers and
-/// integration share all but a few strings).
-pub fn render(
-    doc: &Value,
-    authorizer: Option<&ApiGatewayAuthorizer>,
-) -> Result<Vec<u8>, serde_json::Error> {
-    serde_json::to_vec_pretty(&Flavour::new(doc, authorizer).document())
+/// Finds the converted model of a model name (what a converted `$ref`
+/// names).
+pub type Models<'m> = dyn Fn(&str) -> Option<&'m Value> + 'm;
+
+/// Each component schema's model name.
+pub type ModelNames = HashMap<String, String>;
+
+/// The model name of a component schema.
+pub fn model_name<'n>(names: &'n ModelNames, name: &'n str) -> &'n str {
+    names.get(name).map_or(name, String::as_str)
 }
 
-/// The 3.1 document, and what every operation of its 3.0 flavour shares.
-struct Flavour<'a> {
-    doc: &'a Value,
+/// What every operation of the 3.0 flavour shares, and the conversions.
+pub struct Flavour<'a> {
     authorizer: Option<&'a ApiGatewayAuthorizer>,
-    converter: Converter,
-    /// `components/schemas`, converted and renamed (an object).
-    models: Value,
+    /// The document's shared responses, converted: API Gateway does not
+    /// take references to shared responses, each operation gets them
+    /// inline.
+    responses: Map<String, Value>,
     executor_url: &'a str,
     /// The headers each operation declares.
     parameters: [Value; 2],
@@ -118,34 +162,20 @@ struct Flavour<'a> {
 }
 
 impl<'a> Flavour<'a> {
-    fn new(doc: &'a Value, authorizer: Option<&'a ApiGatewayAuthorizer>) -> Flavour<'a> {
-        let no_schemas = Map::new();
-        let schemas = doc
-            .pointer("/components/schemas")
-            .and_then(Value::as_object)
-            .unwrap_or(&no_schemas);
-        let mut converter = Converter {
-            names: model_names(schemas),
-            responses: Map::new(),
-        };
-        // API Gateway does not take references to shared responses: each
-        // operation gets them inline.
-        converter.responses = doc
-            .pointer("/components/responses")
-            .and_then(Value::as_object)
+    /// `responses`: the document's shared responses, whose schemas have
+    /// the model names `names` gives.
+    pub fn new(
+        names: &ModelNames,
+        responses: Option<&Map<String, Value>>,
+        executor_url: &'a str,
+        authorizer: Option<&'a ApiGatewayAuthorizer>,
+    ) -> Flavour<'a> {
+        let converter = Converter { names };
+        let responses = responses
             .into_iter()
             .flatten()
             .map(|(name, response)| (name.clone(), converter.with_content(response)))
             .collect();
-        let models: Map<String, Value> = schemas
-            .iter()
-            .map(|(name, schema)| (converter.names[name].clone(), converter.schema(schema).0))
-            .collect();
-        let executor_url = doc
-            .pointer("/servers/0/url")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .trim_end_matches('/');
         let integration = json!({
             "type": "http_proxy",
             "passthroughBehavior": "when_no_match",
@@ -155,11 +185,9 @@ impl<'a> Flavour<'a> {
             }
         });
         Flavour {
-            doc,
             authorizer,
-            converter,
-            models: Value::Object(models),
-            executor_url,
+            responses,
+            executor_url: executor_url.trim_end_matches('/'),
             parameters: [
                 json!({
                     "name": REQUEST_ID_HEADER,
@@ -184,20 +212,43 @@ impl<'a> Flavour<'a> {
         }
     }
 
-    fn document(&self) -> Part<'_> {
-        let doc = self.doc;
-        let mut paths = Members::new();
-        for (path, item) in doc["paths"].as_object().into_iter().flatten() {
-            let mut converted = Members::new();
-            for (method, operation) in item.as_object().into_iter().flatten() {
-                if METHODS.contains(&method.as_str()) {
-                    converted.insert(method.as_str(), self.operation(path, method, operation));
-                }
-            }
-            paths.insert(path.as_str(), converted.into());
-        }
+    /// A component schema as a model.
+    pub fn model(&self, schema: &Value, names: &ModelNames) -> Value {
+        Converter { names }.schema(schema).0
+    }
 
-        let mut info = doc["info"].clone();
+    /// A path item's operations (of the methods 3.0 has), converted: its
+    /// schemas' references name models by `names`, and `models` finds them.
+    pub fn path_item<'s>(
+        &'s self,
+        path: &str,
+        item: &'s Value,
+        names: &ModelNames,
+        models: &Models<'_>,
+    ) -> Part<'s> {
+        let converter = Converter { names };
+        let mut converted = Members::new();
+        for (method, operation) in item.as_object().into_iter().flatten() {
+            if METHODS.contains(&method.as_str()) {
+                converted.insert(
+                    method.as_str(),
+                    self.operation(path, method, operation, &converter, models),
+                );
+            }
+        }
+        converted.into()
+    }
+
+    /// The document: `info` and `tags` are the 3.1 document's, `models`
+    /// and `paths` converted.
+    pub fn root<'s>(
+        &'s self,
+        info: &Value,
+        tags: Option<&'s Value>,
+        models: Part<'s>,
+        paths: Part<'s>,
+    ) -> Part<'s> {
+        let mut info = info.clone();
         if let Some(info) = info.as_object_mut() {
             // 3.1 only.
             info.remove("summary");
@@ -210,7 +261,7 @@ impl<'a> Flavour<'a> {
             "securitySchemes",
             Part::Owned(json!({ "bearer": bearer_scheme(self.authorizer) })),
         );
-        components.insert("schemas", Part::Value(&self.models));
+        components.insert("schemas", models);
         let mut document = Members::new();
         document.insert("openapi", Part::Text(OPENAPI_VERSION.into()));
         document.insert("components", components.into());
@@ -230,29 +281,36 @@ impl<'a> Flavour<'a> {
             Part::Owned(gateway_responses()),
         );
         document.insert("info", Part::Owned(info));
-        document.insert("paths", paths.into());
+        document.insert("paths", paths);
         // No `servers`: callers reach this API at API Gateway's invoke URL,
         // and each integration names the executor itself.
-        if let Some(tags) = doc.get("tags") {
+        if let Some(tags) = tags {
             document.insert("tags", Part::Value(tags));
         }
         document.into()
     }
 
-    fn operation<'s>(&'s self, path: &str, method: &str, operation: &'s Value) -> Part<'s> {
+    fn operation<'s>(
+        &'s self,
+        path: &str,
+        method: &str,
+        operation: &'s Value,
+        converter: &Converter<'_>,
+        models: &Models<'_>,
+    ) -> Part<'s> {
         let mut out = Members::new();
         let mut nullable = false;
         for (key, value) in operation.as_object().into_iter().flatten() {
             match key.as_str() {
                 "requestBody" => {
-                    let body = self.converter.with_content(value);
-                    nullable = self.request_uses_nullable(&body);
+                    let body = converter.with_content(value);
+                    nullable = request_uses_nullable(&body, models);
                     out.insert(key.as_str(), Part::Owned(body));
                 }
                 "responses" => {
                     let mut responses = Members::new();
                     for (status, answer) in value.as_object().into_iter().flatten() {
-                        responses.insert(status.as_str(), self.response(answer));
+                        responses.insert(status.as_str(), self.response(answer, converter));
                     }
                     out.insert(key.as_str(), responses.into());
                 }
@@ -270,7 +328,7 @@ impl<'a> Flavour<'a> {
             .and_then(Value::as_array)
             .into_iter()
             .flatten()
-            .map(|p| Part::Owned(self.converter.with_schema(p)))
+            .map(|p| Part::Owned(converter.with_schema(p)))
             .collect();
         parameters.extend(self.parameters.iter().map(Part::Value));
         out.insert("parameters", Part::Array(parameters));
@@ -288,49 +346,16 @@ impl<'a> Flavour<'a> {
     }
 
     /// A response, inline.
-    fn response<'s>(&'s self, answer: &Value) -> Part<'s> {
+    fn response<'s>(&'s self, answer: &Value, converter: &Converter<'_>) -> Part<'s> {
         let shared = answer
             .get("$ref")
             .and_then(Value::as_str)
             .and_then(|r| r.strip_prefix(RESPONSE_PREFIX))
-            .and_then(|name| self.converter.responses.get(name));
+            .and_then(|name| self.responses.get(name));
         match shared {
             Some(response) => Part::Value(response),
-            None => Part::Owned(self.converter.with_content(answer)),
+            None => Part::Owned(converter.with_content(answer)),
         }
-    }
-
-    /// Whether the (converted) request body's schema, or a model it reaches,
-    /// says `nullable` (which API Gateway's draft-4 models cannot say).
-    fn request_uses_nullable(&self, body: &Value) -> bool {
-        let Some(content) = body.get("content").and_then(Value::as_object) else {
-            return false;
-        };
-        let mut pending: Vec<&Value> = content.values().filter_map(|m| m.get("schema")).collect();
-        let mut seen = BTreeSet::new();
-        while let Some(schema) = pending.pop() {
-            let mut found = false;
-            visit(schema, &mut |node| {
-                if let Some(map) = node.as_object() {
-                    found |= map.get("nullable") == Some(&Value::Bool(true));
-                    if let Some(name) = map
-                        .get("$ref")
-                        .and_then(Value::as_str)
-                        .and_then(|r| r.strip_prefix(COMPONENT_PREFIX))
-                    {
-                        if seen.insert(name.to_owned()) {
-                            if let Some(model) = self.models.get(name) {
-                                pending.push(model);
-                            }
-                        }
-                    }
-                }
-            });
-            if found {
-                return true;
-            }
-        }
-        false
     }
 }
 
@@ -383,12 +408,46 @@ fn gateway_responses() -> Value {
     Value::Object(responses)
 }
 
+/// Whether the (converted) request body's schema, or a model it reaches,
+/// says `nullable` (which API Gateway's draft-4 models cannot say).
+fn request_uses_nullable(body: &Value, models: &Models<'_>) -> bool {
+    let Some(content) = body.get("content").and_then(Value::as_object) else {
+        return false;
+    };
+    let mut pending: Vec<&Value> = content.values().filter_map(|m| m.get("schema")).collect();
+    let mut seen = BTreeSet::new();
+    let mut found = false;
+    while let Some(schema) = pending.pop() {
+        let mut reached = Vec::new();
+        visit(schema, &mut |node| {
+            if let Some(map) = node.as_object() {
+                found |= map.get("nullable") == Some(&Value::Bool(true));
+                if let Some(name) = map
+                    .get("$ref")
+                    .and_then(Value::as_str)
+                    .and_then(|r| r.strip_prefix(COMPONENT_PREFIX))
+                {
+                    if seen.insert(name.to_owned()) {
+                        reached.extend(models(name));
+                    }
+                }
+            }
+        });
+        if found {
+            return true;
+        }
+        pending.extend(reached);
+    }
+    false
+}
+
 /// Alphanumeric model names, stable (taken in name order) and distinct:
 /// `fx_tree_Node` → `fxTreeNode`, a clash gets `2`, `3`….
-fn model_names(schemas: &Map<String, Value>) -> HashMap<String, String> {
+/// `names` come in order (a document's are sorted).
+pub fn model_names<'n>(names: impl IntoIterator<Item = &'n str>) -> HashMap<String, String> {
     let mut taken = BTreeSet::new();
-    let mut names = HashMap::with_capacity(schemas.len());
-    for name in schemas.keys() {
+    let mut names_by_component = HashMap::new();
+    for name in names {
         let mut base = String::with_capacity(name.len());
         let mut upper = false;
         for c in name.chars() {
@@ -408,19 +467,17 @@ fn model_names(schemas: &Map<String, Value>) -> HashMap<String, String> {
             candidate = format!("{base}{n}");
             n += 1;
         }
-        names.insert(name.clone(), candidate);
+        names_by_component.insert(name.to_owned(), candidate);
     }
-    names
+    names_by_component
 }
 
-struct Converter {
+struct Converter<'n> {
     /// 3.1 component name → model name.
-    names: HashMap<String, String>,
-    /// The document's shared responses, converted.
-    responses: Map<String, Value>,
+    names: &'n ModelNames,
 }
 
-impl Converter {
+impl Converter<'_> {
     /// A request body or response with its content's schemas converted.
     fn with_content(&self, value: &Value) -> Value {
         self.replacing(value, "content", |content| match content.as_object() {

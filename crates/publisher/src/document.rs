@@ -58,152 +58,257 @@ const ERROR_RESPONSES: &[(&str, &str, &str)] = &[
     ("504", "GatewayTimeout", "The MCP server did not answer in time."),
 ];
 
-/// The platform document, and which of its parts each service's own
-/// document is made of.
-pub struct Platform {
-    pub document: Value,
+/// Each service's part of the document, as trees, and the parts every
+/// document shares.
+pub struct Parts {
     /// One per service, in the order given.
-    pub services: Vec<ServiceParts>,
+    pub services: Vec<ServiceTree>,
     /// The component schemas of every document (the error body).
-    pub shared_schemas: Vec<String>,
+    pub shared_schemas: Map<String, Value>,
 }
 
-/// A service's part of the platform document: what [`build`] would give for
-/// the service alone, but for the other services' tags, and unless
-/// `renamed`.
-pub struct ServiceParts {
-    /// Its paths (the endpoints of its tools).
-    pub paths: Vec<String>,
+/// A service's part of the document: what [`build`] would give for the
+/// service alone, unless `renamed`.
+pub struct ServiceTree {
+    /// Its entry of `tags`.
+    pub tag: Value,
+    /// Its paths (the endpoints of its tools) and their path items, in the
+    /// order of its tools.
+    pub paths: Vec<(String, Value)>,
     /// The component schemas its tools' schemas became.
-    pub schemas: Vec<String>,
+    pub schemas: Map<String, Value>,
+    /// The `operationId`s of its operations.
+    pub operation_ids: Vec<String>,
     /// Another service took a name it would have alone (an `operationId` or
     /// a component's name, which then gets `_2`…, or a path): its own
-    /// document is built from its record instead.
+    /// document must be built from its record alone.
     pub renamed: bool,
 }
 
+/// The whole document as one tree: the reference the renderings a rebuild
+/// assembles from pieces (`published`) are tested against.
 pub fn build(services: &[ServiceRecord], executor_url: &str) -> Value {
-    platform(services, executor_url).document
+    let parts = parts(services);
+    let tags = parts.services.iter().map(|s| s.tag.clone()).collect();
+    let mut document = skeleton(tags, executor_url, "");
+    let mut paths = Map::new();
+    let mut schemas = parts.shared_schemas;
+    for service in parts.services {
+        paths.extend(service.paths);
+        schemas.extend(service.schemas);
+    }
+    document["paths"] = Value::Object(paths);
+    document["components"]["schemas"] = Value::Object(schemas);
+    document
 }
 
-/// The document, and what each service's own document takes of it.
-pub fn platform(services: &[ServiceRecord], executor_url: &str) -> Platform {
-    let mut paths = Map::new();
-    let mut tags = Vec::new();
-    let mut operation_ids = HashMap::new();
-    let mut path_owners: HashMap<&str, usize> = HashMap::new();
-    let mut renamed = vec![false; services.len()];
-    let mut components = Components::new();
-    components.insert(ERROR_SCHEMA, error_schema());
-    for (index, record) in services.iter().enumerate() {
-        let service = &record.service;
-        components.claim_for(index);
-        tags.push(json!({
-            "name": service.name,
-            "description": service.description.clone().unwrap_or_else(|| format!("Tools of the MCP service `{}`", service.name)),
-        }));
-        for tool_record in &record.tools {
-            let tool = &tool_record.tool;
-            let schema = &tool_record.schema;
-            let endpoint_name = tool.endpoint.rsplit('/').next().unwrap_or(&tool.endpoint);
-            let (operation_id, clash) =
-                unique_operation_id(&service.name, endpoint_name, index, &mut operation_ids);
-            renamed[index] |= clash;
-            let prefix = format!("{}_{endpoint_name}", service.name);
-            let input = components.translate(&prefix, "Input", &schema.input_schema);
-            let output = schema
-                .output_schema
-                .as_ref()
-                .map(|s| components.translate(&prefix, "Output", s));
-            let annotations = tool.annotations.as_ref().filter(|a| a.is_object());
-            let summary = tool
-                .title
-                .clone()
-                .or_else(|| {
-                    annotations
-                        .and_then(|a| a.get("title"))
-                        .and_then(Value::as_str)
-                        .map(str::to_owned)
-                })
-                .unwrap_or_else(|| tool.name.clone());
-            // Schemas are moved in, not through `json!`, which would copy
-            // them by serializing: with thousands of tools that is most of
-            // the build.
-            let mut operation = json!({
-                "operationId": operation_id,
-                "tags": [service.name],
-                "summary": summary,
-                "requestBody": {
-                    "required": has_required_properties(&input, &components),
-                    "content": { "application/json": {} }
-                },
-                "x-mcp-tool": tool.name,
-                // `tools:invoke` grants it too.
-                "security": [
-                    { "bearer": [invoke_permission(&service.name)] },
-                    { "api_key": [invoke_permission(&service.name)] }
-                ],
-            });
-            operation["requestBody"]["content"]["application/json"]["schema"] = input;
-            operation["responses"] = responses(output);
-            let hints = annotations.and_then(hints_sentence);
-            let description = match (&tool.description, hints) {
-                (Some(description), Some(hints)) => Some(format!("{description}\n\n{hints}")),
-                (description, hints) => description.clone().or(hints),
-            };
-            if let Some(description) = description {
-                operation["description"] = Value::String(description);
-            }
-            if let Some(annotations) = &tool.annotations {
-                operation["x-mcp-annotations"] = annotations.clone();
-            }
-            let mut item = Map::new();
-            item.insert("post".into(), operation);
-            if let Some(other) = path_owners.insert(&tool.endpoint, index) {
-                if other != index {
-                    renamed[other] = true;
-                    renamed[index] = true;
-                }
-            }
-            paths.insert(tool.endpoint.clone(), Value::Object(item));
-        }
-    }
-    let (mut schemas_by_service, shared_schemas) = components.names_by_owner(services.len());
-    let mut paths_by_service = vec![Vec::new(); services.len()];
-    for (path, owner) in path_owners {
-        paths_by_service[owner].push(path.to_owned());
-    }
-    let service_parts = paths_by_service
-        .into_iter()
-        .zip(schemas_by_service.iter_mut())
-        .enumerate()
-        .map(|(index, (paths, schemas))| ServiceParts {
-            paths,
-            schemas: std::mem::take(schemas),
-            renamed: renamed[index] || components.renamed(index),
-        })
-        .collect();
+/// The document without its paths and component schemas (both empty
+/// objects): what it has besides the tools of its services.
+pub fn skeleton(tags: Vec<Value>, executor_url: &str, version: &str) -> Value {
     let mut document = json!({
         "openapi": OPENAPI_VERSION,
         "info": {
             "title": "MCPO tools",
-            // Set by the publisher: the number of the stored version.
-            "version": "",
+            "version": version,
             "description": "Every tool of every MCP server registered with MCPO, as a REST endpoint of the tool executor."
         },
         "servers": [{ "url": executor_url }],
+        "paths": {},
     });
     document["tags"] = Value::Array(tags);
-    document["paths"] = Value::Object(paths);
-    let mut parts = Map::new();
-    parts.insert("schemas".into(), Value::Object(components.into_schemas()));
-    parts.insert("responses".into(), error_responses());
-    document["components"] = Value::Object(parts);
+    let mut components = Map::new();
+    let mut schemas = Map::new();
+    // Present while `add_security` looks, so that it would refer to it.
+    schemas.insert(ERROR_SCHEMA.into(), json!({}));
+    components.insert("schemas".into(), Value::Object(schemas));
+    components.insert("responses".into(), error_responses());
+    document["components"] = Value::Object(components);
+    // The security schemes; operations declare every answer already.
     add_security(&mut document, ERROR_SCHEMA);
-    Platform {
-        document,
-        services: service_parts,
-        shared_schemas,
+    document["components"]["schemas"] = json!({});
+    document
+}
+
+/// The component schemas every document has.
+pub fn shared_schemas() -> Map<String, Value> {
+    let mut schemas = Map::new();
+    schemas.insert(ERROR_SCHEMA.into(), error_schema());
+    schemas
+}
+
+/// Translates every tool of `services`, in order: names (`operationId`s,
+/// components) are given in that order, so they are stable across
+/// rebuilds.
+pub fn parts(services: &[ServiceRecord]) -> Parts {
+    let mut names = Names::new();
+    let mut trees: Vec<ServiceTree> = services
+        .iter()
+        .enumerate()
+        .map(|(index, record)| service_tree(record, index, &mut names))
+        .collect();
+    let shared = shared_paths(
+        trees
+            .iter()
+            .map(|t| t.paths.iter().map(|(p, _)| p.as_str())),
+    );
+    for (tree, shared) in trees.iter_mut().zip(shared) {
+        tree.renamed |= shared;
+    }
+    Parts {
+        services: trees,
+        shared_schemas: shared_schemas(),
+    }
+}
+
+/// Which services (by index) have a path another one has too.
+pub fn shared_paths<'p, P>(services: impl IntoIterator<Item = P>) -> Vec<bool>
+where
+    P: IntoIterator<Item = &'p str>,
+{
+    let mut owners: HashMap<&str, usize> = HashMap::new();
+    let mut shared = Vec::new();
+    for (index, paths) in services.into_iter().enumerate() {
+        shared.push(false);
+        for path in paths {
+            if let Some(other) = owners.insert(path, index) {
+                if other != index {
+                    shared[other] = true;
+                    shared[index] = true;
+                }
+            }
+        }
+    }
+    shared
+}
+
+/// The names given so far in a document: `operationId`s and component
+/// names, each with the service (index) that took it.
+pub struct Names {
+    components: Components,
+    operation_ids: HashMap<String, usize>,
+}
+
+impl Default for Names {
+    fn default() -> Names {
+        Names::new()
+    }
+}
+
+impl Names {
+    /// The names of a document that has no service yet.
+    pub fn new() -> Names {
+        let mut components = Components::new();
+        components.reserve(ERROR_SCHEMA, None);
+        Names {
+            components,
+            operation_ids: HashMap::new(),
+        }
+    }
+
+    /// Whether one of a service's names is taken already: translated in a
+    /// document of its own, here the service would get other names.
+    pub fn clash(&self, schemas: &[String], operation_ids: &[String]) -> bool {
+        schemas.iter().any(|name| self.components.is_taken(name))
+            || operation_ids
+                .iter()
+                .any(|id| self.operation_ids.contains_key(id))
+    }
+
+    /// Takes the names of service `index`, translated elsewhere (none may
+    /// be taken here).
+    pub fn take(&mut self, schemas: &[String], operation_ids: &[String], index: usize) {
+        for name in schemas {
+            self.components.reserve(name, Some(index));
+        }
+        for id in operation_ids {
+            self.operation_ids.insert(id.clone(), index);
+        }
+    }
+}
+
+/// Translates the tools of service `index`, taking its names from `names`.
+/// Its `renamed` says whether another service's names made its own change;
+/// clashing paths are found later ([`shared_paths`]).
+pub fn service_tree(record: &ServiceRecord, index: usize, names: &mut Names) -> ServiceTree {
+    let Names {
+        components,
+        operation_ids,
+    } = names;
+    let service = &record.service;
+    components.claim_for(index);
+    let tag = json!({
+        "name": service.name,
+        "description": service.description.clone().unwrap_or_else(|| format!("Tools of the MCP service `{}`", service.name)),
+    });
+    let mut paths = Vec::with_capacity(record.tools.len());
+    let mut ids = Vec::with_capacity(record.tools.len());
+    let mut renamed = false;
+    for tool_record in &record.tools {
+        let tool = &tool_record.tool;
+        let schema = &tool_record.schema;
+        let endpoint_name = tool.endpoint.rsplit('/').next().unwrap_or(&tool.endpoint);
+        let (operation_id, clash) =
+            unique_operation_id(&service.name, endpoint_name, index, operation_ids);
+        renamed |= clash;
+        let prefix = format!("{}_{endpoint_name}", service.name);
+        let input = components.translate(&prefix, "Input", &schema.input_schema);
+        let output = schema
+            .output_schema
+            .as_ref()
+            .map(|s| components.translate(&prefix, "Output", s));
+        let annotations = tool.annotations.as_ref().filter(|a| a.is_object());
+        let summary = tool
+            .title
+            .clone()
+            .or_else(|| {
+                annotations
+                    .and_then(|a| a.get("title"))
+                    .and_then(Value::as_str)
+                    .map(str::to_owned)
+            })
+            .unwrap_or_else(|| tool.name.clone());
+        // Schemas are moved in, not through `json!`, which would copy
+        // them by serializing: with thousands of tools that is most of
+        // the build.
+        let mut operation = json!({
+            "operationId": operation_id.clone(),
+            "tags": [service.name],
+            "summary": summary,
+            "requestBody": {
+                "required": has_required_properties(&input, components),
+                "content": { "application/json": {} }
+            },
+            "x-mcp-tool": tool.name,
+            // `tools:invoke` grants it too.
+            "security": [
+                { "bearer": [invoke_permission(&service.name)] },
+                { "api_key": [invoke_permission(&service.name)] }
+            ],
+        });
+        operation["requestBody"]["content"]["application/json"]["schema"] = input;
+        operation["responses"] = responses(output);
+        let hints = annotations.and_then(hints_sentence);
+        let description = match (&tool.description, hints) {
+            (Some(description), Some(hints)) => Some(format!("{description}\n\n{hints}")),
+            (description, hints) => description.clone().or(hints),
+        };
+        if let Some(description) = description {
+            operation["description"] = Value::String(description);
+        }
+        if let Some(annotations) = &tool.annotations {
+            operation["x-mcp-annotations"] = annotations.clone();
+        }
+        let mut item = Map::new();
+        item.insert("post".into(), operation);
+        paths.push((tool.endpoint.clone(), Value::Object(item)));
+        ids.push(operation_id);
+    }
+    ServiceTree {
+        tag,
+        paths,
+        schemas: components.take_schemas(),
+        operation_ids: ids,
+        renamed: renamed || components.renamed(index),
     }
 }
 

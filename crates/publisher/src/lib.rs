@@ -4,11 +4,11 @@
 
 pub mod aws;
 pub mod document;
+pub mod pretty;
 pub mod published;
 pub mod publisher;
 pub mod push;
 pub mod schema;
-pub mod service_document;
 pub mod versions;
 pub mod view;
 
@@ -158,7 +158,7 @@ async fn service_openapi_json(
     name: web::Path<String>,
     req: HttpRequest,
 ) -> HttpResponse {
-    match publisher.current().by_service.get(name.as_str()) {
+    match publisher.current().service(name.as_str()) {
         Some(rendered) => serve(rendered, "application/json", &req),
         None => ApiError::new(
             ErrorCode::ServiceNotFound,

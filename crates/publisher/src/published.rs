@@ -1,22 +1,33 @@
 //! Everything served from one rebuild, made from the registry's records by
-//! two pure functions: [`prepare`] builds the platform document and its
-//! canonical hash (which tells whether it is a new version), [`render`]
-//! renders what is served once the version is known. `Publisher::rebuild`
-//! runs both around storing the version; benches/document.rs runs both.
+//! two pure functions: [`prepare`] translates every tool and renders its
+//! path item and schemas in both flavours (OpenAPI 3.1, API Gateway's 3.0.1)
+//! at the depth they take in a document, and hashes them (the hash tells
+//! whether the document is a new version); [`render`] assembles the
+//! documents from those pieces once the version is known. No rendering
+//! walks a tree of the whole document: each tool's trees are small and
+//! dropped once rendered, the services' parts are rendered on every core,
+//! and a service's own document is assembled from the platform document's
+//! bytes when first asked for. `Publisher::rebuild` runs both around
+//! storing the version; benches/document.rs runs both; tests/rendering.rs
+//! checks each rendering is the rendering of its tree ([`document::build`],
+//! [`aws::convert`]).
 
 use std::collections::HashMap;
+use std::ops::Range;
 use std::sync::{Arc, OnceLock};
 
 use actix_web::web::Bytes;
 use mcpo_core::config::ApiGatewayAuthorizer;
 use mcpo_core::db::queries::ServiceRecord;
-use mcpo_core::domain::schema_hash::canonical_hash;
 use mcpo_core::CoreError;
-use serde_json::Value;
+use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
 
-use crate::document::{self, Platform};
-use crate::{aws, service_document};
+use crate::aws;
+use crate::aws::{Flavour, ModelNames};
+use crate::document::{self, Names};
+use crate::pretty::{self, Splice};
+use crate::view::Part;
 
 /// One document, rendered: its bytes, and their hash as `ETag`, made when
 /// first asked for (most services' documents never are).
@@ -49,9 +60,29 @@ pub struct Published {
     yaml: OnceLock<Rendered>,
     /// The API Gateway flavour (OpenAPI 3.0.1) of the platform document.
     pub aws: Rendered,
-    pub by_service: HashMap<String, Rendered>,
-    /// How many paths (tools) the document has.
-    pub path_count: usize,
+    services: HashMap<String, ServiceDocument>,
+    /// Each path of `json`, and where its path item is in `json`: a
+    /// service's document copies its own.
+    paths: Vec<(String, Range<usize>)>,
+    /// Each component schema of `json`, and where it is.
+    schemas: Vec<(String, Range<usize>)>,
+    executor_url: String,
+}
+
+/// A service's own document, assembled from the platform document's
+/// pieces when first asked for (most never are); made at once when it
+/// must be built alone.
+struct ServiceDocument {
+    made: OnceLock<Rendered>,
+    pieces: ServicePieces,
+}
+
+struct ServicePieces {
+    tag: Value,
+    revision: i64,
+    /// Indices into `Published::paths` and `Published::schemas`, in order.
+    paths: Vec<usize>,
+    schemas: Vec<usize>,
 }
 
 impl Published {
@@ -62,9 +93,46 @@ impl Published {
             json: Rendered::new(Vec::new()),
             yaml: OnceLock::from(Rendered::new(Vec::new())),
             aws: Rendered::new(Vec::new()),
-            by_service: HashMap::new(),
-            path_count: 0,
+            services: HashMap::new(),
+            paths: Vec::new(),
+            schemas: Vec::new(),
+            executor_url: String::new(),
         }
+    }
+
+    /// How many paths (tools) the document has.
+    pub fn path_count(&self) -> usize {
+        self.paths.len()
+    }
+
+    /// How many services have a document.
+    pub fn service_count(&self) -> usize {
+        self.services.len()
+    }
+
+    /// The document of the service named `name`: what [`document::build`]
+    /// gives for it alone, with its revision as `info.version`.
+    pub fn service<'s>(&'s self, name: &str) -> Option<&'s Rendered> {
+        let document = self.services.get(name)?;
+        Some(document.made.get_or_init(|| {
+            let pieces = &document.pieces;
+            let skeleton = document::skeleton(vec![pieces.tag.clone()], &self.executor_url, "");
+            let slice = |(key, range): &'s (String, Range<usize>)| -> (&'s str, &'s [u8]) {
+                (key.as_str(), &self.json.bytes[range.clone()])
+            };
+            let paths: Vec<(&str, &[u8])> = pieces
+                .paths
+                .iter()
+                .map(|&i| slice(&self.paths[i]))
+                .collect();
+            let schemas: Vec<(&str, &[u8])> = pieces
+                .schemas
+                .iter()
+                .map(|&i| slice(&self.schemas[i]))
+                .collect();
+            let (bytes, _) = assemble_document(&skeleton, pieces.revision, &schemas, &paths);
+            Rendered::new(bytes)
+        }))
     }
 
     /// The YAML rendering. Made on first use, on the blocking pool: for
@@ -99,53 +167,531 @@ pub fn yaml_of(json: &[u8]) -> Result<Vec<u8>, CoreError> {
         .into_bytes())
 }
 
-/// The platform document before it has a version, and what the services'
-/// own documents take of it.
+/// Where the pieces go in both documents.
+const PATHS_AT: &[&str] = &["paths"];
+const SCHEMAS_AT: &[&str] = &["components", "schemas"];
+
+/// Rendered members of an object: keys and values.
+type Members = Vec<(String, Vec<u8>)>;
+
+/// One rendered member of `paths` or `components/schemas`.
+struct Piece {
+    key: String,
+    bytes: Vec<u8>,
+    /// The service it belongs to; none for the error body's schema, which
+    /// every document has.
+    owner: Option<usize>,
+}
+
+/// Every tool translated and rendered, before the document has a version.
 pub struct Prepared {
-    pub platform: Platform,
-    /// The document's canonical hash, compared with the latest version's.
+    /// The document's hash, the version number aside: compared with the
+    /// latest version's to tell whether it is new.
     pub hash: String,
+    /// The 3.1 document without paths and component schemas.
+    skeleton: Value,
+    /// The API Gateway flavour's, likewise.
+    aws_skeleton: Value,
+    /// In key order, each key once.
+    paths: Vec<Piece>,
+    schemas: Vec<Piece>,
+    /// The API Gateway flavour's path items, in the order of `paths`.
+    aws_paths: Vec<Vec<u8>>,
+    /// The API Gateway flavour's models, in name order.
+    models: Members,
+    /// Per service: its name and revision, and its document when it must
+    /// be built alone (`ServiceTree::renamed`).
+    services: Vec<(String, i64, Option<Vec<u8>>)>,
+    executor_url: String,
 }
 
-/// Builds the platform document of `services` and hashes it.
-pub fn prepare(services: &[ServiceRecord], executor_url: &str) -> Prepared {
-    let mut platform = document::platform(services, executor_url);
-    // Hashed without a number, so that the number does not make it new.
-    platform.document["info"]["version"] = Value::String(String::new());
-    let hash = canonical_hash(&platform.document);
-    Prepared { platform, hash }
+/// One service's part of the document, translated as if the service were
+/// alone in it, and rendered in both flavours.
+struct ServicePart {
+    tag: Value,
+    /// The names it took (component schemas, `operationId`s): another
+    /// service may have taken one before it in the platform document.
+    schema_names: Vec<String>,
+    operation_ids: Vec<String>,
+    renamed: bool,
+    /// The model names its API Gateway pieces use: model names depend on
+    /// every component name of the document.
+    model_names: ModelNames,
+    /// Each path, its 3.1 path item and its API Gateway one.
+    paths: Vec<(String, Vec<u8>, Vec<u8>)>,
+    schemas: Members,
+    models: Members,
 }
 
-/// Every rendering of `prepared` as version `version`: JSON, the API Gateway
-/// flavour and one document per service (`services`, as prepared); YAML
-/// waits until asked for. The document's tree is dropped here.
-pub fn render(
-    version: i64,
-    prepared: Prepared,
+/// What every service's part refers to: the shared component schemas, as
+/// they are and as models.
+struct Shared {
+    schemas: Map<String, Value>,
+    model_names: ModelNames,
+    models: Map<String, Value>,
+}
+
+impl Shared {
+    fn new(flavour: &Flavour<'_>, model_names: ModelNames) -> Shared {
+        let schemas = document::shared_schemas();
+        let models = models_of(&schemas, flavour, &model_names);
+        Shared {
+            schemas,
+            model_names,
+            models,
+        }
+    }
+}
+
+/// Translates every tool of `services` and renders each one's path item
+/// and schemas, in both flavours; hashes the result. Services are
+/// translated on every core, each as if alone in the document; then, in
+/// order, a service that another took one of its names from is translated
+/// again with the names left to it, and one whose models got other names
+/// in the whole document has its API Gateway pieces made again: the result
+/// is the sequential translation's ([`document::build`]).
+pub fn prepare(
     services: &[ServiceRecord],
     executor_url: &str,
     authorizer: Option<&ApiGatewayAuthorizer>,
-) -> Result<Published, CoreError> {
-    let mut platform = prepared.platform;
-    platform.document["info"]["version"] = Value::String(version.to_string());
-    let doc = &platform.document;
-    let json = serde_json::to_vec_pretty(doc).map_err(internal)?;
-    let aws = aws::render(doc, authorizer).map_err(internal)?;
-    let mut by_service = HashMap::with_capacity(services.len());
-    for (index, record) in services.iter().enumerate() {
-        let bytes =
-            service_document::render(&platform, index, record, executor_url).map_err(internal)?;
-        by_service.insert(record.service.name.clone(), Rendered::new(bytes));
+) -> Prepared {
+    let responses = document::skeleton(Vec::new(), executor_url, "");
+    let responses = responses
+        .pointer("/components/responses")
+        .and_then(Value::as_object);
+    let shared_names = aws::model_names(document::shared_schemas().keys().map(String::as_str));
+    let flavour = Flavour::new(&shared_names, responses, executor_url, authorizer);
+    let shared = Shared::new(&flavour, shared_names);
+    let mut parts = in_parallel(services, |index, record| {
+        part_of(record, index, &mut Names::new(), &flavour, &shared)
+    });
+
+    let mut names = Names::new();
+    for (index, part) in parts.iter_mut().enumerate() {
+        if names.clash(&part.schema_names, &part.operation_ids) {
+            *part = part_of(&services[index], index, &mut names, &flavour, &shared);
+        } else {
+            names.take(&part.schema_names, &part.operation_ids, index);
+        }
     }
-    let path_count = doc["paths"].as_object().map_or(0, |paths| paths.len());
-    Ok(Published {
+    let shared_paths = document::shared_paths(
+        parts
+            .iter()
+            .map(|p| p.paths.iter().map(|(k, _, _)| k.as_str())),
+    );
+    for (part, shared) in parts.iter_mut().zip(shared_paths) {
+        part.renamed |= shared;
+    }
+
+    let mut all_names: Vec<&str> = shared
+        .schemas
+        .keys()
+        .chain(parts.iter().flat_map(|p| &p.schema_names))
+        .map(String::as_str)
+        .collect();
+    all_names.sort_unstable();
+    let model_names = aws::model_names(all_names);
+    let agree = |names: &ModelNames| names.iter().all(|(c, m)| model_names.get(c) == Some(m));
+    let whole = if agree(&shared.model_names) {
+        None
+    } else {
+        let flavour = Flavour::new(&model_names, responses, executor_url, authorizer);
+        let shared = Shared::new(&flavour, model_names.clone());
+        Some((flavour, shared))
+    };
+    for part in &mut parts {
+        if whole.is_some() || !agree(&part.model_names) {
+            let (flavour, shared) = whole.as_ref().map_or((&flavour, &shared), |(f, s)| (f, s));
+            convert_again(part, flavour, shared, &model_names);
+        }
+    }
+    let shared = whole.as_ref().map_or(&shared, |(_, s)| s);
+    assemble(services, parts, &flavour, shared, executor_url)
+}
+
+/// Runs `f` on each service, on `available_parallelism` threads (services
+/// in contiguous runs); results in the order of `services`.
+fn in_parallel<T: Send>(
+    services: &[ServiceRecord],
+    f: impl Fn(usize, &ServiceRecord) -> T + Sync,
+) -> Vec<T> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let run = services.len().div_ceil(threads).max(1);
+    let f = &f;
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = services
+            .chunks(run)
+            .enumerate()
+            .map(|(chunk, records)| {
+                scope.spawn(move || {
+                    records
+                        .iter()
+                        .enumerate()
+                        .map(|(i, record)| f(chunk * run + i, record))
+                        .collect::<Vec<T>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|handle| {
+                handle
+                    .join()
+                    .unwrap_or_else(|e| std::panic::resume_unwind(e))
+            })
+            .collect()
+    })
+}
+
+/// Service `index` translated with `names` and rendered; its trees are
+/// dropped here, while they are still in cache.
+fn part_of(
+    record: &ServiceRecord,
+    index: usize,
+    names: &mut Names,
+    flavour: &Flavour<'_>,
+    shared: &Shared,
+) -> ServicePart {
+    let tree = document::service_tree(record, index, names);
+    let mut all_names: Vec<&str> = shared
+        .schemas
+        .keys()
+        .chain(tree.schemas.keys())
+        .map(String::as_str)
+        .collect();
+    all_names.sort_unstable();
+    let model_names = aws::model_names(all_names);
+    let (aws_paths, models) = aws_pieces(&tree.paths, &tree.schemas, flavour, shared, &model_names);
+    ServicePart {
+        schema_names: tree.schemas.keys().cloned().collect(),
+        schemas: tree
+            .schemas
+            .iter()
+            .map(|(name, schema)| (name.clone(), pretty::render_at(3, schema)))
+            .collect(),
+        paths: tree
+            .paths
+            .iter()
+            .zip(aws_paths)
+            .map(|((path, item), aws)| (path.clone(), pretty::render_at(2, item), aws))
+            .collect(),
+        models,
+        model_names: model_names
+            .into_iter()
+            .filter(|(name, _)| tree.schemas.contains_key(name))
+            .collect(),
+        tag: tree.tag,
+        operation_ids: tree.operation_ids,
+        renamed: tree.renamed,
+    }
+}
+
+/// The API Gateway pieces of a service's paths and schemas: path items,
+/// and models by model name.
+fn aws_pieces(
+    paths: &[(String, Value)],
+    schemas: &Map<String, Value>,
+    flavour: &Flavour<'_>,
+    shared: &Shared,
+    model_names: &ModelNames,
+) -> (Vec<Vec<u8>>, Members) {
+    let models = models_of(schemas, flavour, model_names);
+    let lookup = |name: &str| models.get(name).or_else(|| shared.models.get(name));
+    let paths = paths
+        .iter()
+        .map(|(path, item)| {
+            pretty::render_at(2, &flavour.path_item(path, item, model_names, &lookup))
+        })
+        .collect();
+    let models = models
+        .iter()
+        .map(|(name, model)| (name.clone(), pretty::render_at(3, model)))
+        .collect();
+    (paths, models)
+}
+
+fn models_of(
+    schemas: &Map<String, Value>,
+    flavour: &Flavour<'_>,
+    model_names: &ModelNames,
+) -> Map<String, Value> {
+    schemas
+        .iter()
+        .map(|(name, schema)| {
+            (
+                aws::model_name(model_names, name).to_owned(),
+                flavour.model(schema, model_names),
+            )
+        })
+        .collect()
+}
+
+/// `part`'s API Gateway pieces made again with the document's model
+/// names, from its 3.1 pieces (their trees are gone; JSON reads back into
+/// the same tree).
+fn convert_again(
+    part: &mut ServicePart,
+    flavour: &Flavour<'_>,
+    shared: &Shared,
+    names: &ModelNames,
+) {
+    let read = |bytes: &[u8]| serde_json::from_slice(bytes).unwrap_or(Value::Null);
+    let paths: Vec<(String, Value)> = part
+        .paths
+        .iter()
+        .map(|(path, item, _)| (path.clone(), read(item)))
+        .collect();
+    let schemas: Map<String, Value> = part
+        .schemas
+        .iter()
+        .map(|(name, schema)| (name.clone(), read(schema)))
+        .collect();
+    let (aws_paths, models) = aws_pieces(&paths, &schemas, flavour, shared, names);
+    for (path, aws) in part.paths.iter_mut().zip(aws_paths) {
+        path.2 = aws;
+    }
+    part.models = models;
+}
+
+/// The pieces of every part in key order, and the document's hash.
+fn assemble(
+    services: &[ServiceRecord],
+    parts: Vec<ServicePart>,
+    flavour: &Flavour<'_>,
+    shared: &Shared,
+    executor_url: &str,
+) -> Prepared {
+    let mut paths = Vec::new();
+    let mut aws_paths = Vec::new();
+    let mut schemas: Vec<Piece> = shared
+        .schemas
+        .iter()
+        .map(|(name, schema)| Piece {
+            key: name.clone(),
+            bytes: pretty::render_at(3, schema),
+            owner: None,
+        })
+        .collect();
+    let mut models: Members = shared
+        .models
+        .iter()
+        .map(|(name, model)| (name.clone(), pretty::render_at(3, model)))
+        .collect();
+    let mut tags = Vec::with_capacity(parts.len());
+    let mut service_list = Vec::with_capacity(parts.len());
+    for (index, (part, record)) in parts.into_iter().zip(services).enumerate() {
+        for (key, bytes, aws_bytes) in part.paths {
+            paths.push(Piece {
+                key,
+                bytes,
+                owner: Some(index),
+            });
+            aws_paths.push(aws_bytes);
+        }
+        schemas.extend(part.schemas.into_iter().map(|(key, bytes)| Piece {
+            key,
+            bytes,
+            owner: Some(index),
+        }));
+        models.extend(part.models);
+        tags.push(part.tag);
+        let alone = part.renamed.then(|| {
+            let mut alone = document::build(std::slice::from_ref(record), executor_url);
+            alone["info"]["version"] = Value::String(record.service.revision.to_string());
+            pretty::render_at(0, &alone)
+        });
+        service_list.push((record.service.name.clone(), record.service.revision, alone));
+    }
+    let (paths, aws_paths) = in_key_order(paths, aws_paths);
+    schemas.sort_by(|a, b| a.key.cmp(&b.key));
+    models.sort_by(|a, b| a.0.cmp(&b.0));
+
+    let skeleton = document::skeleton(tags, executor_url, "");
+    let aws_skeleton = serde_json::to_value(flavour.root(
+        &skeleton["info"],
+        skeleton.get("tags"),
+        Part::Owned(json!({})),
+        Part::Owned(json!({})),
+    ))
+    .unwrap_or_default();
+    // Everything but the version number, which is not known yet.
+    let mut hasher = Sha256::new();
+    hasher.update(pretty::render_at(0, &skeleton));
+    for piece in paths.iter().chain(&schemas) {
+        hasher.update(piece.key.as_bytes());
+        hasher.update([0]);
+        hasher.update(&piece.bytes);
+        hasher.update([0]);
+    }
+    Prepared {
+        hash: hex::encode(hasher.finalize()),
+        skeleton,
+        aws_skeleton,
+        paths,
+        schemas,
+        aws_paths,
+        models,
+        services: service_list,
+        executor_url: executor_url.to_owned(),
+    }
+}
+/// Paths in key order, each once: where two services have the same path,
+/// the later one's, as in a tree where it was inserted last.
+fn in_key_order(paths: Vec<Piece>, aws_paths: Vec<Vec<u8>>) -> (Vec<Piece>, Vec<Vec<u8>>) {
+    let mut pairs: Vec<(Piece, Vec<u8>)> = paths.into_iter().zip(aws_paths).collect();
+    // Stable: equal keys stay in the order they were made.
+    pairs.sort_by(|a, b| a.0.key.cmp(&b.0.key));
+    let mut kept: Vec<(Piece, Vec<u8>)> = Vec::with_capacity(pairs.len());
+    for pair in pairs {
+        match kept.last_mut() {
+            Some(last) if last.0.key == pair.0.key => *last = pair,
+            _ => kept.push(pair),
+        }
+    }
+    kept.into_iter().unzip()
+}
+
+impl Prepared {
+    /// How many paths (tools) the document has.
+    pub fn path_count(&self) -> usize {
+        self.paths.len()
+    }
+
+    /// The 3.1 document as version `version`.
+    pub fn json(&self, version: i64) -> Vec<u8> {
+        self.assemble_json(version).0
+    }
+
+    /// The 3.1 document, and where its component schemas and paths landed.
+    fn assemble_json(&self, version: i64) -> (Vec<u8>, Vec<Vec<Range<usize>>>) {
+        assemble_document(
+            &self.skeleton,
+            version,
+            &members(self.schemas.iter().map(|p| (p.key.as_str(), &p.bytes))),
+            &members(self.paths.iter().map(|p| (p.key.as_str(), &p.bytes))),
+        )
+    }
+
+    fn assemble_aws(&self, version: i64) -> Vec<u8> {
+        let paths = self
+            .paths
+            .iter()
+            .map(|p| p.key.as_str())
+            .zip(&self.aws_paths);
+        let models = self
+            .models
+            .iter()
+            .map(|(name, bytes)| (name.as_str(), bytes));
+        assemble_document(
+            &self.aws_skeleton,
+            version,
+            &members(models),
+            &members(paths),
+        )
+        .0
+    }
+}
+
+/// `skeleton` as version `version`, with `schemas` in its
+/// `components/schemas` and `paths` in its `paths`; where each landed.
+fn assemble_document(
+    skeleton: &Value,
+    version: i64,
+    schemas: &[(&str, &[u8])],
+    paths: &[(&str, &[u8])],
+) -> (Vec<u8>, Vec<Vec<Range<usize>>>) {
+    let mut skeleton = skeleton.clone();
+    skeleton["info"]["version"] = Value::String(version.to_string());
+    let size: usize = schemas
+        .iter()
+        .chain(paths)
+        .map(|(key, bytes)| key.len() + bytes.len() + 16)
+        .sum();
+    let mut out = Vec::with_capacity(size + 64 * 1024);
+    let landed = pretty::write_spliced(
+        &mut out,
+        0,
+        skeleton.as_object().unwrap_or(&Map::new()),
+        &[
+            Splice {
+                at: SCHEMAS_AT,
+                members: schemas,
+            },
+            Splice {
+                at: PATHS_AT,
+                members: paths,
+            },
+        ],
+    );
+    (out, landed)
+}
+
+fn members<'p>(pieces: impl Iterator<Item = (&'p str, &'p Vec<u8>)>) -> Vec<(&'p str, &'p [u8])> {
+    pieces.map(|(key, bytes)| (key, bytes.as_slice())).collect()
+}
+
+/// Every rendering of `prepared` as version `version`: JSON, the API Gateway
+/// flavour, and what each service's document is assembled from; YAML and
+/// the services' documents wait until asked for.
+pub fn render(version: i64, prepared: Prepared) -> Published {
+    let (json, landed) = prepared.assemble_json(version);
+    let aws = prepared.assemble_aws(version);
+    let mut landed = landed.into_iter();
+    let schema_ranges = landed.next().unwrap_or_default();
+    let path_ranges = landed.next().unwrap_or_default();
+    let mut paths_of = vec![Vec::new(); prepared.services.len()];
+    for (index, piece) in prepared.paths.iter().enumerate() {
+        if let Some(paths) = piece.owner.and_then(|owner| paths_of.get_mut(owner)) {
+            paths.push(index);
+        }
+    }
+    let mut schemas_of = vec![Vec::new(); prepared.services.len()];
+    for (index, piece) in prepared.schemas.iter().enumerate() {
+        match piece.owner {
+            Some(owner) => {
+                if let Some(schemas) = schemas_of.get_mut(owner) {
+                    schemas.push(index);
+                }
+            }
+            None => schemas_of.iter_mut().for_each(|s| s.push(index)),
+        }
+    }
+    let keyed = |pieces: &[Piece], ranges: Vec<Range<usize>>| {
+        pieces
+            .iter()
+            .map(|p| p.key.clone())
+            .zip(ranges)
+            .collect::<Vec<_>>()
+    };
+    let services = prepared
+        .services
+        .into_iter()
+        .zip(paths_of.into_iter().zip(schemas_of))
+        .enumerate()
+        .map(|(index, ((name, revision, alone), (paths, schemas)))| {
+            let document = ServiceDocument {
+                made: alone
+                    .map_or_else(OnceLock::new, |bytes| OnceLock::from(Rendered::new(bytes))),
+                pieces: ServicePieces {
+                    tag: prepared.skeleton["tags"][index].clone(),
+                    revision,
+                    paths,
+                    schemas,
+                },
+            };
+            (name, document)
+        })
+        .collect();
+    Published {
         version,
         json: Rendered::new(json),
         yaml: OnceLock::new(),
         aws: Rendered::new(aws),
-        by_service,
-        path_count,
-    })
+        paths: keyed(&prepared.paths, path_ranges),
+        schemas: keyed(&prepared.schemas, schema_ranges),
+        services,
+        executor_url: prepared.executor_url,
+    }
 }
 
 fn internal(e: impl std::fmt::Display) -> CoreError {

@@ -65,36 +65,30 @@ impl Publisher {
         // Building and rendering take seconds for thousands of
         // tools: on the blocking pool, not on a thread that serves requests.
         let executor_url = self.executor_url.clone();
-        let (mut prepared, services) = blocking(move || {
-            let prepared = published::prepare(&services, &executor_url);
-            Ok((prepared, services))
+        let authorizer = self.apigateway_authorizer.clone();
+        let services_count = services.len();
+        let prepared = blocking(move || {
+            Ok(published::prepare(
+                &services,
+                &executor_url,
+                authorizer.as_ref(),
+            ))
         })
         .await?;
         let (version, new) = versions::record(
             &mut conn,
-            &mut prepared.platform.document,
             &prepared.hash,
-            services.len(),
+            services_count,
+            prepared.path_count(),
+            |version| prepared.json(version),
         )
         .await?;
         drop(conn);
         if new {
             self.outbox_wake.notify_one();
         }
-        let executor_url = self.executor_url.clone();
-        let authorizer = self.apigateway_authorizer.clone();
-        let service_count = services.len();
-        let published = blocking(move || {
-            published::render(
-                version,
-                prepared,
-                &services,
-                &executor_url,
-                authorizer.as_ref(),
-            )
-        })
-        .await?;
-        let services = service_count;
+        let published = blocking(move || Ok(published::render(version, prepared))).await?;
+        let services = services_count;
         tracing::info!(services, version, new, "document rebuilt");
         *self.current.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(published);
         // After the swap, so whoever wakes reads the new document.

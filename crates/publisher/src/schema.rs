@@ -143,23 +143,18 @@ impl Components {
         self.schemas.insert(name.to_owned(), schema);
     }
 
+    /// Takes `name` for `owner` (`None`: the document's own) as it is.
+    pub fn reserve(&mut self, name: &str, owner: Option<usize>) {
+        self.owners.insert(name.to_owned(), owner);
+    }
+
+    pub fn is_taken(&self, name: &str) -> bool {
+        self.owners.contains_key(name)
+    }
+
     /// Names are claimed for `owner` from now on.
     pub fn claim_for(&mut self, owner: usize) {
         self.owner = Some(owner);
-    }
-
-    /// The names each owner claimed (by index, `owners` of them), and the
-    /// document's own names.
-    pub fn names_by_owner(&self, owners: usize) -> (Vec<Vec<String>>, Vec<String>) {
-        let mut by_owner = vec![Vec::new(); owners];
-        let mut shared = Vec::new();
-        for (name, owner) in &self.owners {
-            match owner.and_then(|o| by_owner.get_mut(o)) {
-                Some(names) => names.push(name.clone()),
-                None => shared.push(name.clone()),
-            }
-        }
-        (by_owner, shared)
     }
 
     /// Whether `owner` got a name another owner's made it change.
@@ -171,8 +166,9 @@ impl Components {
         self.schemas.get(name)
     }
 
-    pub fn into_schemas(self) -> Map<String, Value> {
-        self.schemas
+    /// The schemas added since the last call: names stay claimed.
+    pub fn take_schemas(&mut self) -> Map<String, Value> {
+        std::mem::take(&mut self.schemas)
     }
 
     /// Translates one tool schema: its definitions and referenced parts go

@@ -6,7 +6,7 @@ use super::*;
 fn translate(schema: Value) -> (Value, Map<String, Value>) {
     let mut components = Components::new();
     let inline = components.translate("svc_tool", "Input", &schema);
-    (inline, components.into_schemas())
+    (inline, components.take_schemas())
 }
 
 /// The translated schema as one JSON Schema document a validator can load.
@@ -363,7 +363,7 @@ fn names_are_sanitized_and_clashes_numbered_in_a_fixed_order() {
         two["properties"]["x"]["$ref"],
         "#/components/schemas/svc.x_y_a_b_3"
     );
-    let schemas = components.into_schemas();
+    let schemas = components.take_schemas();
     assert_eq!(schemas["svc.x_y_a_b"], json!({ "type": "string" }));
     assert_eq!(schemas["svc.x_y_a_b_2"], json!({ "type": "integer" }));
     assert_eq!(schemas["svc.x_y_a_b_3"], json!({ "type": "boolean" }));
@@ -373,7 +373,7 @@ fn names_are_sanitized_and_clashes_numbered_in_a_fixed_order() {
     again.insert("Error", json!({}));
     assert_eq!(again.translate("svc.x/y", "Input", &first), one);
     assert_eq!(again.translate("svc.x/y", "Output", &second), two);
-    assert_eq!(again.into_schemas(), schemas);
+    assert_eq!(again.take_schemas(), schemas);
 }
 
 #[test]

@@ -1,6 +1,12 @@
 //! Published versions of the platform document, kept in Postgres.
 
+use std::io::Write;
+
+use diesel::expression::AsExpression;
+use diesel::pg::Pg;
 use diesel::prelude::*;
+use diesel::serialize::{self, IsNull, Output, ToSql};
+use diesel::sql_types::Jsonb;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use mcpo_core::db::schema::openapi_documents;
 use mcpo_core::events::{Event, EventEnvelope, OpenapiPublished};
@@ -10,58 +16,68 @@ use serde_json::Value;
 /// Serializes version numbering between publisher replicas.
 const VERSION_LOCK: i64 = 0x4d43_504f_0002;
 
-/// Gives `doc` its version number (in `info.version`) and stores it, unless
-/// it is the same as the latest version: `hash` is its canonical hash
-/// without the number (`published::prepare` makes both). Returns the
+/// Stores the document whose hash (the version number aside) is `hash` as
+/// a new version, unless the latest version has that hash: `document`
+/// renders it with a version number (in `info.version`). Returns the
 /// version and whether it is new; a new one is announced with
 /// `openapi.published`.
 pub async fn record(
     conn: &mut AsyncPgConnection,
-    doc: &mut Value,
     hash: &str,
     service_count: usize,
+    path_count: usize,
+    document: impl FnOnce(i64) -> Vec<u8> + Send,
 ) -> Result<(i64, bool), CoreError> {
-    let path_count = doc["paths"].as_object().map_or(0, |p| p.len());
-    let (version, new) = conn
-        .transaction(async |conn| {
-            diesel::sql_query("SELECT pg_advisory_xact_lock($1)")
-                .bind::<diesel::sql_types::BigInt, _>(VERSION_LOCK)
-                .execute(conn)
-                .await?;
-            let latest: Option<(i64, String)> = openapi_documents::table
-                .order(openapi_documents::version.desc())
-                .select((openapi_documents::version, openapi_documents::content_hash))
-                .first(conn)
-                .await
-                .optional()?;
-            if let Some((version, latest_hash)) = &latest {
-                if latest_hash == hash {
-                    return Ok::<_, CoreError>((*version, false));
-                }
+    conn.transaction(async |conn| {
+        diesel::sql_query("SELECT pg_advisory_xact_lock($1)")
+            .bind::<diesel::sql_types::BigInt, _>(VERSION_LOCK)
+            .execute(conn)
+            .await?;
+        let latest: Option<(i64, String)> = openapi_documents::table
+            .order(openapi_documents::version.desc())
+            .select((openapi_documents::version, openapi_documents::content_hash))
+            .first(conn)
+            .await
+            .optional()?;
+        if let Some((version, latest_hash)) = &latest {
+            if latest_hash == hash {
+                return Ok::<_, CoreError>((*version, false));
             }
-            let version = latest.map_or(1, |(v, _)| v + 1);
-            // Numbered in place, not in a copy: the tree is large.
-            doc["info"]["version"] = Value::String(version.to_string());
-            diesel::insert_into(openapi_documents::table)
-                .values((
-                    openapi_documents::version.eq(version),
-                    openapi_documents::content_hash.eq(hash),
-                    openapi_documents::document.eq(&*doc),
-                ))
-                .execute(conn)
-                .await?;
-            let event = EventEnvelope::new(Event::OpenapiPublished(OpenapiPublished {
-                version,
-                content_hash: hash.to_owned(),
-                service_count,
-                path_count,
-            }));
-            outbox::enqueue(conn, &[event]).await?;
-            Ok((version, true))
-        })
-        .await?;
-    doc["info"]["version"] = Value::String(version.to_string());
-    Ok((version, new))
+        }
+        let version = latest.map_or(1, |(v, _)| v + 1);
+        diesel::insert_into(openapi_documents::table)
+            .values((
+                openapi_documents::version.eq(version),
+                openapi_documents::content_hash.eq(hash),
+                openapi_documents::document.eq(JsonText(document(version))),
+            ))
+            .execute(conn)
+            .await?;
+        let event = EventEnvelope::new(Event::OpenapiPublished(OpenapiPublished {
+            version,
+            content_hash: hash.to_owned(),
+            service_count,
+            path_count,
+        }));
+        outbox::enqueue(conn, &[event]).await?;
+        Ok((version, true))
+    })
+    .await
+}
+
+/// JSON already rendered, sent as `jsonb` without parsing it into a tree
+/// to serialize it again.
+#[derive(Debug, AsExpression)]
+#[diesel(sql_type = Jsonb)]
+struct JsonText(Vec<u8>);
+
+impl ToSql<Jsonb, Pg> for JsonText {
+    fn to_sql<'b>(&'b self, out: &mut Output<'b, '_, Pg>) -> serialize::Result {
+        // jsonb's binary input: a format version byte, then the text.
+        out.write_all(&[1])?;
+        out.write_all(&self.0)?;
+        Ok(IsNull::No)
+    }
 }
 
 /// A stored version, if there is one.

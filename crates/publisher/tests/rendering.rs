@@ -1,6 +1,7 @@
-//! The renderings a rebuild serves are made without building each one's
-//! tree (`published::render`): each must be byte for byte what rendering
-//! the tree would give, names that clash between services included.
+//! The renderings a rebuild serves are assembled from pieces rendered tool
+//! by tool (`published`), not from one tree per document: each must be
+//! byte for byte what rendering the tree would give, names that clash
+//! between services included.
 
 #[path = "common/records.rs"]
 mod records;
@@ -34,8 +35,10 @@ fn recursive() -> Value {
 }
 
 /// Services whose names clash once mapped: `a`'s `b_c` and `a_b`'s `c`
-/// want the same component names, `x-y` and `x_y` the same operation ids;
-/// and ordinary ones around them.
+/// want the same component names, `x-y` and `x_y` the same operation ids,
+/// `m-n` and `m_n` (and `p_q` and `p-q`, the later one's name sorting
+/// first) the same operation ids and model names; and ordinary ones
+/// around them.
 fn services() -> Vec<ServiceRecord> {
     let mut services = vec![
         service(
@@ -49,6 +52,10 @@ fn services() -> Vec<ServiceRecord> {
         service("x-y", vec![tool("t", recursive())]),
         service("x_y", vec![tool("t", json!({ "type": "object" }))]),
         service("empty", vec![]),
+        service("m-n", vec![tool("t", recursive())]),
+        service("m_n", vec![tool("t", recursive())]),
+        service("p_q", vec![tool("t", recursive())]),
+        service("p-q", vec![tool("t", recursive())]),
     ];
     for n in 0..5 {
         services.push(service(
@@ -74,37 +81,41 @@ fn authorizer() -> ApiGatewayAuthorizer {
 fn every_rendering_is_the_rendering_of_its_tree() {
     let services = services();
     for authorizer in [None, Some(authorizer())] {
-        let rendered = published::render(
-            3,
-            published::prepare(&services, EXECUTOR_URL),
-            &services,
-            EXECUTOR_URL,
-            authorizer.as_ref(),
-        )
-        .unwrap();
+        let prepared = published::prepare(&services, EXECUTOR_URL, authorizer.as_ref());
+        let stored = prepared.json(3);
+        let rendered = published::render(3, prepared);
 
         let mut doc = document::build(&services, EXECUTOR_URL);
         doc["info"]["version"] = "3".into();
         assert_eq!(rendered.version, 3);
         assert_eq!(
-            rendered.json.bytes,
-            serde_json::to_vec_pretty(&doc).unwrap()
+            String::from_utf8_lossy(&rendered.json.bytes),
+            String::from_utf8_lossy(&serde_json::to_vec_pretty(&doc).unwrap())
         );
         assert_eq!(
-            rendered.aws.bytes,
-            serde_json::to_vec_pretty(&aws::convert(&doc, authorizer.as_ref())).unwrap()
+            stored, rendered.json.bytes,
+            "what is stored is what is served"
+        );
+        assert_eq!(
+            String::from_utf8_lossy(&rendered.aws.bytes),
+            String::from_utf8_lossy(
+                &serde_json::to_vec_pretty(&aws::convert(&doc, authorizer.as_ref())).unwrap()
+            )
         );
         assert_eq!(
             rendered.yaml_now().unwrap().bytes,
             serde_yaml_ng::to_string(&doc).unwrap().into_bytes()
         );
-        assert_eq!(rendered.path_count, doc["paths"].as_object().unwrap().len());
+        assert_eq!(
+            rendered.path_count(),
+            doc["paths"].as_object().unwrap().len()
+        );
 
-        assert_eq!(rendered.by_service.len(), services.len());
+        assert_eq!(rendered.service_count(), services.len());
         for record in &services {
             let mut alone = document::build(std::slice::from_ref(record), EXECUTOR_URL);
             alone["info"]["version"] = record.service.revision.to_string().into();
-            let served = &rendered.by_service[&record.service.name].bytes;
+            let served = &rendered.service(&record.service.name).unwrap().bytes;
             assert_eq!(
                 String::from_utf8_lossy(served),
                 String::from_utf8_lossy(&serde_json::to_vec_pretty(&alone).unwrap()),
@@ -118,10 +129,19 @@ fn every_rendering_is_the_rendering_of_its_tree() {
 #[test]
 fn the_hash_ignores_the_version_number_only() {
     let services = services();
-    let first = published::prepare(&services, EXECUTOR_URL);
-    let again = published::prepare(&services, EXECUTOR_URL);
+    let first = published::prepare(&services, EXECUTOR_URL, None);
+    let again = published::prepare(&services, EXECUTOR_URL, None);
     assert_eq!(first.hash, again.hash);
     let mut changed = services.clone();
     changed[0].tools[0].tool.description = Some("Something else.".into());
-    assert_ne!(published::prepare(&changed, EXECUTOR_URL).hash, first.hash);
+    assert_ne!(
+        published::prepare(&changed, EXECUTOR_URL, None).hash,
+        first.hash
+    );
+    let mut retagged = services.clone();
+    retagged[4].service.description = Some("Another tag description.".into());
+    assert_ne!(
+        published::prepare(&retagged, EXECUTOR_URL, None).hash,
+        first.hash
+    );
 }

@@ -162,12 +162,22 @@ async fn versions_are_stored_once_per_distinct_document() {
     let mut conn = pool.get().await.unwrap();
     let doc = |title: &str| json!({ "openapi": "3.1.0", "info": { "title": title, "version": "" }, "paths": {} });
     let mut record = async |title: &str| {
-        let mut document = doc(title);
+        let document = doc(title);
         let hash = mcpo_core::domain::schema_hash::canonical_hash(&document);
-        let outcome = mcpo_publisher::versions::record(&mut conn, &mut document, &hash, 0)
-            .await
-            .unwrap();
-        assert_eq!(document["info"]["version"], outcome.0.to_string());
+        let mut rendered_as = None;
+        let outcome = mcpo_publisher::versions::record(&mut conn, &hash, 0, 0, |version| {
+            rendered_as = Some(version);
+            let mut numbered = document.clone();
+            numbered["info"]["version"] = version.to_string().into();
+            serde_json::to_vec_pretty(&numbered).unwrap()
+        })
+        .await
+        .unwrap();
+        let expected = outcome.1.then_some(outcome.0);
+        assert_eq!(
+            rendered_as, expected,
+            "rendered, with its number, only when new"
+        );
         outcome
     };
     assert_eq!(record("a").await, (1, true));

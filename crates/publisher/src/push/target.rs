@@ -117,7 +117,7 @@ impl Target {
                 // API Gateway refuses to deploy an API without methods (no
                 // service registered, or all deleted): the stage keeps its
                 // last deployment, whose calls the executor answers 404.
-                if published.path_count == 0 {
+                if published.path_count() == 0 {
                     tracing::info!(
                         rest_api = %api.rest_api_id,
                         version = published.version,
