@@ -49,6 +49,7 @@
 //! | `MCPO_PUBLISH_APIGATEWAY_STAGE` | stage that deployment goes to | `mcpo` |
 //! | `MCPO_PUBLISH_APIGATEWAY_FAIL_ON_WARNINGS` | whether API Gateway refuses an import it has warnings about (`false`: it imports what it can) | `true` |
 //! | `MCPO_PUBLISH_RETRY_MIN_MS`, `MCPO_PUBLISH_RETRY_MAX_MS` | backoff between failed pushes to one target, doubling from min to max | `500`, `60000` |
+//! | `MCPO_OPENAPI_VERSIONS_KEPT` | how many versions of the platform document stay stored (the latest; at least 1) | `50` |
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -108,6 +109,9 @@ pub struct PublishSettings {
     /// First wait after a failed push to a target; doubles up to `retry_max`.
     pub retry_min: Duration,
     pub retry_max: Duration,
+    /// How many versions of the platform document stay stored (the latest
+    /// ones): each is the whole document, megabytes for thousands of tools.
+    pub versions_kept: i64,
 }
 
 impl PublishSettings {
@@ -290,6 +294,7 @@ struct RawSettings {
     mcpo_publish_apigateway_fail_on_warnings: bool,
     mcpo_publish_retry_min_ms: u64,
     mcpo_publish_retry_max_ms: u64,
+    mcpo_openapi_versions_kept: i64,
 }
 
 impl Default for RawSettings {
@@ -344,6 +349,7 @@ impl Default for RawSettings {
             mcpo_publish_apigateway_fail_on_warnings: true,
             mcpo_publish_retry_min_ms: 500,
             mcpo_publish_retry_max_ms: 60_000,
+            mcpo_openapi_versions_kept: 50,
         }
     }
 }
@@ -398,6 +404,7 @@ const VARIABLES: &[&str] = &[
     "MCPO_PUBLISH_APIGATEWAY_FAIL_ON_WARNINGS",
     "MCPO_PUBLISH_RETRY_MIN_MS",
     "MCPO_PUBLISH_RETRY_MAX_MS",
+    "MCPO_OPENAPI_VERSIONS_KEPT",
 ];
 
 impl Settings {
@@ -636,6 +643,12 @@ fn publish_settings(raw: &RawSettings) -> Result<PublishSettings, CoreError> {
             })
         }
     };
+    if raw.mcpo_openapi_versions_kept < 1 {
+        return Err(CoreError::Config(format!(
+            "MCPO_OPENAPI_VERSIONS_KEPT must be at least 1 (the current version), not {}",
+            raw.mcpo_openapi_versions_kept
+        )));
+    }
     let retry_min = Duration::from_millis(raw.mcpo_publish_retry_min_ms.max(1));
     Ok(PublishSettings {
         dir: present(&raw.mcpo_publish_dir).map(Into::into),
@@ -643,6 +656,7 @@ fn publish_settings(raw: &RawSettings) -> Result<PublishSettings, CoreError> {
         apigateway,
         retry_min,
         retry_max: Duration::from_millis(raw.mcpo_publish_retry_max_ms).max(retry_min),
+        versions_kept: raw.mcpo_openapi_versions_kept,
     })
 }
 
@@ -667,6 +681,7 @@ mod publish_tests {
     fn no_target_by_default_and_empty_strings_are_unset() {
         let none = publish(|_| {}).unwrap();
         assert!(!none.any_target());
+        assert_eq!(none.versions_kept, 50);
         assert_eq!(
             (none.retry_min, none.retry_max),
             (Duration::from_millis(500), Duration::from_secs(60))
@@ -678,6 +693,17 @@ mod publish_tests {
         })
         .unwrap();
         assert!(!empty.any_target());
+    }
+
+    #[test]
+    fn at_least_the_current_version_is_kept() {
+        let error = publish(|raw| raw.mcpo_openapi_versions_kept = 0).unwrap_err();
+        assert!(
+            error.to_string().contains("MCPO_OPENAPI_VERSIONS_KEPT"),
+            "{error}"
+        );
+        let one = publish(|raw| raw.mcpo_openapi_versions_kept = 1).unwrap();
+        assert_eq!(one.versions_kept, 1);
     }
 
     #[test]

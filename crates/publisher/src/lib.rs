@@ -39,6 +39,7 @@ pub async fn build(settings: &Settings, deps: Dependencies) -> Result<Applicatio
         deps.pool.clone(),
         settings.executor_public_url.clone(),
         settings.apigateway_authorizer.clone(),
+        settings.publish.versions_kept,
         relay.waker(),
     )
     .await?;
@@ -112,10 +113,16 @@ async fn openapi_json(
         Some(version) if version == current.version => (version, None),
         Some(version) => {
             let stored = publisher.stored(version).await?.ok_or_else(|| {
-                ApiError::new(
-                    ErrorCode::VersionNotFound,
-                    format!("no document was published as version {version}"),
-                )
+                let kept = publisher.versions_kept();
+                let message = if (1..=current.version - kept).contains(&version) {
+                    format!(
+                        "version {version} is no longer stored: the latest {kept} versions are \
+                         (MCPO_OPENAPI_VERSIONS_KEPT)"
+                    )
+                } else {
+                    format!("no document was published as version {version}")
+                };
+                ApiError::new(ErrorCode::VersionNotFound, message)
             })?;
             let bytes = serde_json::to_vec_pretty(&stored)
                 .map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?;

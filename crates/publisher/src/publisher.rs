@@ -17,6 +17,8 @@ pub struct Publisher {
     pool: DbPool,
     executor_url: String,
     apigateway_authorizer: Option<ApiGatewayAuthorizer>,
+    /// How many versions stay stored.
+    versions_kept: i64,
     outbox_wake: Arc<Notify>,
     current: RwLock<Arc<Published>>,
     /// The version of `current`, for the push targets to follow.
@@ -28,10 +30,12 @@ impl Publisher {
         pool: DbPool,
         executor_url: String,
         apigateway_authorizer: Option<ApiGatewayAuthorizer>,
+        versions_kept: i64,
         outbox_wake: Arc<Notify>,
     ) -> Result<Arc<Publisher>, CoreError> {
         let publisher = Arc::new(Publisher {
             pool,
+            versions_kept,
             executor_url,
             apigateway_authorizer,
             outbox_wake,
@@ -52,6 +56,10 @@ impl Publisher {
     /// Changes whenever the served version does.
     pub fn versions(&self) -> tokio::sync::watch::Receiver<i64> {
         self.version.subscribe()
+    }
+
+    pub fn versions_kept(&self) -> i64 {
+        self.versions_kept
     }
 
     /// A stored version of the platform document.
@@ -75,13 +83,14 @@ impl Publisher {
             ))
         })
         .await?;
-        let (version, new) = versions::record(
-            &mut conn,
-            &prepared.hash,
-            services_count,
-            prepared.path_count(),
-            |version| prepared.json(version),
-        )
+        let built = versions::Built {
+            hash: &prepared.hash,
+            service_count: services_count,
+            path_count: prepared.path_count(),
+        };
+        let (version, new) = versions::record(&mut conn, built, self.versions_kept, |version| {
+            prepared.json(version)
+        })
         .await?;
         drop(conn);
         if new {

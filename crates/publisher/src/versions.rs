@@ -16,18 +16,29 @@ use serde_json::Value;
 /// Serializes version numbering between publisher replicas.
 const VERSION_LOCK: i64 = 0x4d43_504f_0002;
 
-/// Stores the document whose hash (the version number aside) is `hash` as
-/// a new version, unless the latest version has that hash: `document`
-/// renders it with a version number (in `info.version`). Returns the
-/// version and whether it is new; a new one is announced with
-/// `openapi.published`.
+/// What a rebuild made, for [`record`].
+pub struct Built<'h> {
+    /// The document's hash, its version number aside.
+    pub hash: &'h str,
+    pub service_count: usize,
+    pub path_count: usize,
+}
+
+/// Stores the document as a new version, unless the latest version has its
+/// hash: `document` renders it with a version number (in `info.version`).
+/// Only the latest `kept` versions stay stored. Returns the version and
+/// whether it is new; a new one is announced with `openapi.published`.
 pub async fn record(
     conn: &mut AsyncPgConnection,
-    hash: &str,
-    service_count: usize,
-    path_count: usize,
+    built: Built<'_>,
+    kept: i64,
     document: impl FnOnce(i64) -> Vec<u8> + Send,
 ) -> Result<(i64, bool), CoreError> {
+    let Built {
+        hash,
+        service_count,
+        path_count,
+    } = built;
     conn.transaction(async |conn| {
         diesel::sql_query("SELECT pg_advisory_xact_lock($1)")
             .bind::<diesel::sql_types::BigInt, _>(VERSION_LOCK)
@@ -53,6 +64,11 @@ pub async fn record(
             ))
             .execute(conn)
             .await?;
+        diesel::delete(
+            openapi_documents::table.filter(openapi_documents::version.le(version - kept)),
+        )
+        .execute(conn)
+        .await?;
         let event = EventEnvelope::new(Event::OpenapiPublished(OpenapiPublished {
             version,
             content_hash: hash.to_owned(),

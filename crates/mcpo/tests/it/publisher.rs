@@ -160,12 +160,19 @@ async fn versions_are_stored_once_per_distinct_document() {
     let settings = mcpo_test_support::app::isolated_settings(&database);
     let pool = mcpo_core::db::build_pool(&settings.database, "versions-test").unwrap();
     let mut conn = pool.get().await.unwrap();
+    // Beside `conn`, which `record` holds.
+    let mut other = pool.get().await.unwrap();
     let doc = |title: &str| json!({ "openapi": "3.1.0", "info": { "title": title, "version": "" }, "paths": {} });
     let mut record = async |title: &str| {
         let document = doc(title);
         let hash = mcpo_core::domain::schema_hash::canonical_hash(&document);
         let mut rendered_as = None;
-        let outcome = mcpo_publisher::versions::record(&mut conn, &hash, 0, 0, |version| {
+        let built = mcpo_publisher::versions::Built {
+            hash: &hash,
+            service_count: 0,
+            path_count: 0,
+        };
+        let outcome = mcpo_publisher::versions::record(&mut conn, built, 3, |version| {
             rendered_as = Some(version);
             let mut numbered = document.clone();
             numbered["info"]["version"] = version.to_string().into();
@@ -192,12 +199,12 @@ async fn versions_are_stored_once_per_distinct_document() {
         (3, true),
         "going back to an older document is a change"
     );
-    let stored = mcpo_publisher::versions::load(&mut conn, 1)
+    let stored = mcpo_publisher::versions::load(&mut other, 1)
         .await
         .unwrap()
         .unwrap();
     assert_eq!(stored["info"], json!({ "title": "a", "version": "1" }));
-    assert!(mcpo_publisher::versions::load(&mut conn, 99)
+    assert!(mcpo_publisher::versions::load(&mut other, 99)
         .await
         .unwrap()
         .is_none());
@@ -205,6 +212,60 @@ async fn versions_are_stored_once_per_distinct_document() {
     assert_eq!(
         published, 3,
         "each new version has its openapi.published event"
+    );
+
+    // Three versions are kept: the fourth prunes the first, not the record
+    // of its pushes.
+    use diesel_async::RunQueryDsl;
+    diesel::sql_query("INSERT INTO openapi_pushes (target, version) VALUES ('dir:/srv', 1)")
+        .execute(&mut other)
+        .await
+        .unwrap();
+    assert_eq!(record("d").await, (4, true));
+    let load = async |conn: &mut _, version| {
+        mcpo_publisher::versions::load(conn, version)
+            .await
+            .unwrap()
+            .is_some()
+    };
+    assert!(!load(&mut other, 1).await, "version 1 is pruned");
+    assert!(load(&mut other, 2).await && load(&mut other, 4).await);
+    let pushes: i64 = diesel::dsl::select(diesel::dsl::sql::<diesel::sql_types::BigInt>(
+        "(SELECT count(*) FROM openapi_pushes WHERE version = 1)",
+    ))
+    .get_result(&mut other)
+    .await
+    .unwrap();
+    assert_eq!(pushes, 1);
+}
+
+/// With `MCPO_OPENAPI_VERSIONS_KEPT=2`, a version two newer ones replaced is
+/// no longer served, and the answer says why.
+#[tokio::test]
+async fn only_the_latest_versions_stay_stored() {
+    let app = TestApp::spawn_with(|settings| settings.publish.versions_kept = 2).await;
+    register_published(&app, "fx").await;
+    let doc = register_published(&app, "fy").await;
+    let latest: i64 = doc["info"]["version"].as_str().unwrap().parse().unwrap();
+    assert!(latest >= 3, "{latest}");
+    let url = format!("{}/openapi.json", app.publisher_url);
+    let previous = app.get_json(&format!("{url}?version={}", latest - 1)).await;
+    assert_eq!(previous["info"]["version"], (latest - 1).to_string());
+    let pruned = app
+        .http
+        .get(format!("{url}?version=1"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(pruned.status(), 404);
+    let body: Value = pruned.json().await.unwrap();
+    assert_eq!(body["code"], "version_not_found");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("no longer stored"),
+        "{body}"
     );
 }
 
