@@ -57,7 +57,7 @@ pub struct Published {
     pub version: i64,
     pub json: Rendered,
     /// Made from `json` when first asked for: see [`Published::yaml`].
-    yaml: OnceLock<Rendered>,
+    yaml: tokio::sync::OnceCell<Rendered>,
     /// The API Gateway flavour (OpenAPI 3.0.1) of the platform document.
     pub aws: Rendered,
     services: HashMap<String, ServiceDocument>,
@@ -91,7 +91,7 @@ impl Published {
         Published {
             version: 0,
             json: Rendered::new(Vec::new()),
-            yaml: OnceLock::from(Rendered::new(Vec::new())),
+            yaml: tokio::sync::OnceCell::new_with(Some(Rendered::new(Vec::new()))),
             aws: Rendered::new(Vec::new()),
             services: HashMap::new(),
             paths: Vec::new(),
@@ -136,25 +136,20 @@ impl Published {
     }
 
     /// The YAML rendering. Made on first use, on the blocking pool: for
-    /// thousands of tools it takes longer than the rest of a rebuild, and
-    /// only `/openapi.yaml` and the file and S3 push targets need it.
+    /// thousands of tools it takes longer than a rebuild, and only
+    /// `/openapi.yaml` and the file and S3 push targets need it. Callers
+    /// that come while it is being made wait for it rather than make it
+    /// again.
     pub async fn yaml(self: &Arc<Self>) -> Result<&Rendered, CoreError> {
-        if self.yaml.get().is_none() {
-            let published = Arc::clone(self);
-            tokio::task::spawn_blocking(move || published.yaml_now().map(drop))
-                .await
-                .map_err(|e| CoreError::Internal(format!("YAML rendering failed: {e}")))??;
-        }
-        self.yaml_now()
-    }
-
-    /// The YAML rendering, made on this thread if it is not yet.
-    pub fn yaml_now(&self) -> Result<&Rendered, CoreError> {
-        if let Some(yaml) = self.yaml.get() {
-            return Ok(yaml);
-        }
-        let yaml = yaml_of(&self.json.bytes)?;
-        Ok(self.yaml.get_or_init(|| Rendered::new(yaml)))
+        self.yaml
+            .get_or_try_init(|| async {
+                let published = Arc::clone(self);
+                let yaml = tokio::task::spawn_blocking(move || yaml_of(&published.json.bytes))
+                    .await
+                    .map_err(|e| CoreError::Internal(format!("YAML rendering failed: {e}")))??;
+                Ok(Rendered::new(yaml))
+            })
+            .await
     }
 }
 
@@ -685,7 +680,7 @@ pub fn render(version: i64, prepared: Prepared) -> Published {
     Published {
         version,
         json: Rendered::new(json),
-        yaml: OnceLock::new(),
+        yaml: tokio::sync::OnceCell::new(),
         aws: Rendered::new(aws),
         paths: keyed(&prepared.paths, path_ranges),
         schemas: keyed(&prepared.schemas, schema_ranges),
