@@ -4,6 +4,7 @@
 
 pub mod aws;
 pub mod document;
+mod pieces;
 pub mod pretty;
 pub mod published;
 pub mod publisher;

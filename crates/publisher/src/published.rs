@@ -10,7 +10,7 @@
 //! bytes when first asked for. `Publisher::rebuild` runs both around
 //! storing the version; benches/document.rs runs both; tests/rendering.rs
 //! checks each rendering is the rendering of its tree ([`document::build`],
-//! [`aws::convert`]).
+//! [`aws::convert`](crate::aws::convert)).
 
 use std::collections::HashMap;
 use std::ops::Range;
@@ -23,9 +23,8 @@ use mcpo_core::CoreError;
 use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
 
-use crate::aws;
-use crate::aws::{Flavour, ModelNames};
-use crate::document::{self, Names};
+use crate::document;
+use crate::pieces::{self, Members, Translated};
 use crate::pretty::{self, Splice};
 use crate::view::Part;
 
@@ -166,9 +165,6 @@ pub fn yaml_of(json: &[u8]) -> Result<Vec<u8>, CoreError> {
 const PATHS_AT: &[&str] = &["paths"];
 const SCHEMAS_AT: &[&str] = &["components", "schemas"];
 
-/// Rendered members of an object: keys and values.
-type Members = Vec<(String, Vec<u8>)>;
-
 /// One rendered member of `paths` or `components/schemas`.
 struct Piece {
     key: String,
@@ -200,262 +196,29 @@ pub struct Prepared {
     executor_url: String,
 }
 
-/// One service's part of the document, translated as if the service were
-/// alone in it, and rendered in both flavours.
-struct ServicePart {
-    tag: Value,
-    /// The names it took (component schemas, `operationId`s): another
-    /// service may have taken one before it in the platform document.
-    schema_names: Vec<String>,
-    operation_ids: Vec<String>,
-    renamed: bool,
-    /// The model names its API Gateway pieces use: model names depend on
-    /// every component name of the document.
-    model_names: ModelNames,
-    /// Each path, its 3.1 path item and its API Gateway one.
-    paths: Vec<(String, Vec<u8>, Vec<u8>)>,
-    schemas: Members,
-    models: Members,
-}
-
-/// What every service's part refers to: the shared component schemas, as
-/// they are and as models.
-struct Shared {
-    schemas: Map<String, Value>,
-    model_names: ModelNames,
-    models: Map<String, Value>,
-}
-
-impl Shared {
-    fn new(flavour: &Flavour<'_>, model_names: ModelNames) -> Shared {
-        let schemas = document::shared_schemas();
-        let models = models_of(&schemas, flavour, &model_names);
-        Shared {
-            schemas,
-            model_names,
-            models,
-        }
-    }
-}
-
 /// Translates every tool of `services` and renders each one's path item
-/// and schemas, in both flavours; hashes the result. Services are
-/// translated on every core, each as if alone in the document; then, in
-/// order, a service that another took one of its names from is translated
-/// again with the names left to it, and one whose models got other names
-/// in the whole document has its API Gateway pieces made again: the result
-/// is the sequential translation's ([`document::build`]).
+/// and schemas, in both flavours ([`pieces::translate`]); puts the pieces
+/// in key order and hashes them.
 pub fn prepare(
     services: &[ServiceRecord],
     executor_url: &str,
     authorizer: Option<&ApiGatewayAuthorizer>,
 ) -> Prepared {
-    let responses = document::skeleton(Vec::new(), executor_url, "");
-    let responses = responses
-        .pointer("/components/responses")
-        .and_then(Value::as_object);
-    let shared_names = aws::model_names(document::shared_schemas().keys().map(String::as_str));
-    let flavour = Flavour::new(&shared_names, responses, executor_url, authorizer);
-    let shared = Shared::new(&flavour, shared_names);
-    let mut parts = in_parallel(services, |index, record| {
-        part_of(record, index, &mut Names::new(), &flavour, &shared)
-    });
-
-    let mut names = Names::new();
-    for (index, part) in parts.iter_mut().enumerate() {
-        if names.clash(&part.schema_names, &part.operation_ids) {
-            *part = part_of(&services[index], index, &mut names, &flavour, &shared);
-        } else {
-            names.take(&part.schema_names, &part.operation_ids, index);
-        }
-    }
-    let shared_paths = document::shared_paths(
-        parts
-            .iter()
-            .map(|p| p.paths.iter().map(|(k, _, _)| k.as_str())),
-    );
-    for (part, shared) in parts.iter_mut().zip(shared_paths) {
-        part.renamed |= shared;
-    }
-
-    let mut all_names: Vec<&str> = shared
-        .schemas
-        .keys()
-        .chain(parts.iter().flat_map(|p| &p.schema_names))
-        .map(String::as_str)
-        .collect();
-    all_names.sort_unstable();
-    let model_names = aws::model_names(all_names);
-    let agree = |names: &ModelNames| names.iter().all(|(c, m)| model_names.get(c) == Some(m));
-    let whole = if agree(&shared.model_names) {
-        None
-    } else {
-        let flavour = Flavour::new(&model_names, responses, executor_url, authorizer);
-        let shared = Shared::new(&flavour, model_names.clone());
-        Some((flavour, shared))
-    };
-    for part in &mut parts {
-        if whole.is_some() || !agree(&part.model_names) {
-            let (flavour, shared) = whole.as_ref().map_or((&flavour, &shared), |(f, s)| (f, s));
-            convert_again(part, flavour, shared, &model_names);
-        }
-    }
-    let shared = whole.as_ref().map_or(&shared, |(_, s)| s);
-    assemble(services, parts, &flavour, shared, executor_url)
-}
-
-/// Runs `f` on each service, on `available_parallelism` threads (services
-/// in contiguous runs); results in the order of `services`.
-fn in_parallel<T: Send>(
-    services: &[ServiceRecord],
-    f: impl Fn(usize, &ServiceRecord) -> T + Sync,
-) -> Vec<T> {
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let run = services.len().div_ceil(threads).max(1);
-    let f = &f;
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = services
-            .chunks(run)
-            .enumerate()
-            .map(|(chunk, records)| {
-                scope.spawn(move || {
-                    records
-                        .iter()
-                        .enumerate()
-                        .map(|(i, record)| f(chunk * run + i, record))
-                        .collect::<Vec<T>>()
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|handle| {
-                handle
-                    .join()
-                    .unwrap_or_else(|e| std::panic::resume_unwind(e))
-            })
-            .collect()
-    })
-}
-
-/// Service `index` translated with `names` and rendered; its trees are
-/// dropped here, while they are still in cache.
-fn part_of(
-    record: &ServiceRecord,
-    index: usize,
-    names: &mut Names,
-    flavour: &Flavour<'_>,
-    shared: &Shared,
-) -> ServicePart {
-    let tree = document::service_tree(record, index, names);
-    let mut all_names: Vec<&str> = shared
-        .schemas
-        .keys()
-        .chain(tree.schemas.keys())
-        .map(String::as_str)
-        .collect();
-    all_names.sort_unstable();
-    let model_names = aws::model_names(all_names);
-    let (aws_paths, models) = aws_pieces(&tree.paths, &tree.schemas, flavour, shared, &model_names);
-    ServicePart {
-        schema_names: tree.schemas.keys().cloned().collect(),
-        schemas: tree
-            .schemas
-            .iter()
-            .map(|(name, schema)| (name.clone(), pretty::render_at(3, schema)))
-            .collect(),
-        paths: tree
-            .paths
-            .iter()
-            .zip(aws_paths)
-            .map(|((path, item), aws)| (path.clone(), pretty::render_at(2, item), aws))
-            .collect(),
-        models,
-        model_names: model_names
-            .into_iter()
-            .filter(|(name, _)| tree.schemas.contains_key(name))
-            .collect(),
-        tag: tree.tag,
-        operation_ids: tree.operation_ids,
-        renamed: tree.renamed,
-    }
-}
-
-/// The API Gateway pieces of a service's paths and schemas: path items,
-/// and models by model name.
-fn aws_pieces(
-    paths: &[(String, Value)],
-    schemas: &Map<String, Value>,
-    flavour: &Flavour<'_>,
-    shared: &Shared,
-    model_names: &ModelNames,
-) -> (Vec<Vec<u8>>, Members) {
-    let models = models_of(schemas, flavour, model_names);
-    let lookup = |name: &str| models.get(name).or_else(|| shared.models.get(name));
-    let paths = paths
-        .iter()
-        .map(|(path, item)| {
-            pretty::render_at(2, &flavour.path_item(path, item, model_names, &lookup))
-        })
-        .collect();
-    let models = models
-        .iter()
-        .map(|(name, model)| (name.clone(), pretty::render_at(3, model)))
-        .collect();
-    (paths, models)
-}
-
-fn models_of(
-    schemas: &Map<String, Value>,
-    flavour: &Flavour<'_>,
-    model_names: &ModelNames,
-) -> Map<String, Value> {
-    schemas
-        .iter()
-        .map(|(name, schema)| {
-            (
-                aws::model_name(model_names, name).to_owned(),
-                flavour.model(schema, model_names),
-            )
-        })
-        .collect()
-}
-
-/// `part`'s API Gateway pieces made again with the document's model
-/// names, from its 3.1 pieces (their trees are gone; JSON reads back into
-/// the same tree).
-fn convert_again(
-    part: &mut ServicePart,
-    flavour: &Flavour<'_>,
-    shared: &Shared,
-    names: &ModelNames,
-) {
-    let read = |bytes: &[u8]| serde_json::from_slice(bytes).unwrap_or(Value::Null);
-    let paths: Vec<(String, Value)> = part
-        .paths
-        .iter()
-        .map(|(path, item, _)| (path.clone(), read(item)))
-        .collect();
-    let schemas: Map<String, Value> = part
-        .schemas
-        .iter()
-        .map(|(name, schema)| (name.clone(), read(schema)))
-        .collect();
-    let (aws_paths, models) = aws_pieces(&paths, &schemas, flavour, shared, names);
-    for (path, aws) in part.paths.iter_mut().zip(aws_paths) {
-        path.2 = aws;
-    }
-    part.models = models;
+    let translated = pieces::translate(services, executor_url, authorizer);
+    assemble(services, translated, executor_url)
 }
 
 /// The pieces of every part in key order, and the document's hash.
 fn assemble(
     services: &[ServiceRecord],
-    parts: Vec<ServicePart>,
-    flavour: &Flavour<'_>,
-    shared: &Shared,
+    translated: Translated<'_>,
     executor_url: &str,
 ) -> Prepared {
+    let Translated {
+        parts,
+        flavour,
+        shared,
+    } = translated;
     let mut paths = Vec::new();
     let mut aws_paths = Vec::new();
     let mut schemas: Vec<Piece> = shared
