@@ -197,7 +197,7 @@ pub struct Prepared {
 }
 
 /// Translates every tool of `services` and renders each one's path item
-/// and schemas, in both flavours ([`pieces::translate`]); puts the pieces
+/// and schemas, in both flavours (`pieces::translate`); puts the pieces
 /// in key order and hashes them.
 pub fn prepare(
     services: &[ServiceRecord],
