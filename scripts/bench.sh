@@ -177,24 +177,38 @@ LUA
 RESULTS="$WORK/results.tsv"
 : >"$RESULTS"
 
+# The fixture server behind PROXY_PID for TRANSPORT: the proxy's own child
+# `fixture stdio`, or the one HTTP fixture every proxy shares.
+fixture_pid() {
+  case "$2" in
+    stdio) pgrep -P "$1" -f 'fixture stdio' | head -n1 ;;
+    *) echo "$FIX_PID" ;;
+  esac
+}
+
 # measure PROXY TRANSPORT PID URL: warm-up and measured runs at each connection count.
 measure() {
   local proxy=$1 transport=$2 pid=$3 url=$4 c threads before after out line
-  local check
+  local check server server_before server_after
   check=$(curl -sS -X POST "$url" -H 'content-type: application/json' -d '{"message":"hi"}' -w ' HTTP %{http_code}')
   case "$check" in *"HTTP 200") ;; *) die "$proxy/$transport: $url answered: $check" ;; esac
   for c in $CONNECTIONS; do
     threads=$(( c < 2 ? c : 2 ))
     log "$proxy $transport: $c connection(s), ${WARMUP}s warm-up + ${DURATION}s"
     wrk -t"$threads" -c"$c" -d"${WARMUP}s" --timeout 10s -s "$WORK/post.lua" "$url" >/dev/null
+    server=$(fixture_pid "$pid" "$transport")
+    [ -n "$server" ] || die "$proxy/$transport: no fixture server process found"
+    server_before=$(cpu_ticks "$server")
     before=$(cpu_ticks "$pid")
     out=$(wrk -t"$threads" -c"$c" -d"${DURATION}s" --timeout 10s --latency -s "$WORK/post.lua" "$url")
     after=$(cpu_ticks "$pid")
+    server_after=$(cpu_ticks "$server")
     line=$(grep '^BENCH ' <<<"$out") || { echo "$out" >&2; die "wrk printed no summary"; }
     # shellcheck disable=SC2046
     eval $(sed 's/^BENCH //' <<<"$line")
-    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$proxy" "$transport" "$c" \
-      "$requests" "$duration_us" "$p50_us" "$p99_us" "$non2xx" "$sockerr" "$((after - before))" >>"$RESULTS"
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$proxy" "$transport" "$c" \
+      "$requests" "$duration_us" "$p50_us" "$p99_us" "$non2xx" "$sockerr" "$((after - before))" \
+      "$((server_after - server_before))" >>"$RESULTS"
   done
 }
 
@@ -337,13 +351,15 @@ report() {
   fi
   echo "Load: $(wrk --version 2>&1 | head -n1 | awk '{print $1, $2}'), POST {\"message\":\"hi\"} to \`echo\`," \
     "${WARMUP} s warm-up then ${DURATION} s per run; threads = min(connections, 2)."
-  echo "CPU/call: utime+stime of the proxy process alone (not the fixture server) over the measured run / calls."
+  echo "CPU/call: utime+stime of the proxy process alone (not the fixture server) over the measured run / calls;"
+  echo "fixture CPU/call: the same for the fixture server process behind it (the HTTP fixture is one process shared by both proxies)."
   echo
-  echo "| proxy | transport | conns | calls/s | p50 ms | p99 ms | CPU ms/call | errors |"
-  echo "|---|---|---:|---:|---:|---:|---:|---:|"
+  echo "| proxy | transport | conns | calls/s | p50 ms | p99 ms | CPU ms/call | fixture CPU ms/call | errors |"
+  echo "|---|---|---:|---:|---:|---:|---:|---:|---:|"
   awk -F'\t' -v tck="$CLK_TCK" '{
-    rps = $4 / ($5 / 1e6); cpu = ($10 / tck) * 1000 / ($4 > 0 ? $4 : 1)
-    printf "| %s | %s | %d | %.0f | %.2f | %.2f | %.3f | %d |\n", $1, $2, $3, rps, $6 / 1000, $7 / 1000, cpu, $8 + $9
+    calls = $4 > 0 ? $4 : 1; rps = $4 / ($5 / 1e6)
+    cpu = ($10 / tck) * 1000 / calls; server = ($11 / tck) * 1000 / calls
+    printf "| %s | %s | %d | %.0f | %.2f | %.2f | %.3f | %.3f | %d |\n", $1, $2, $3, rps, $6 / 1000, $7 / 1000, cpu, server, $8 + $9
   }' "$RESULTS"
   echo
   printf 'Peak RSS (VmHWM) after the load: MCPO `mcpo up` %s MiB' "$(mib "$MCPO_HWM")"
