@@ -249,4 +249,21 @@ mod tests {
         let refused = admission.admit(Uuid::now_v7(), "s", "c9", NO_WAIT).await;
         assert!(matches!(refused, Err(Refusal::Overloaded { limit: 3 })));
     }
+
+    #[tokio::test]
+    async fn a_forgotten_service_leaves_no_gate_behind() {
+        let admission = Admission::new(limits());
+        let (gone, stays) = (Uuid::now_v7(), Uuid::now_v7());
+        let in_flight = admission.admit(gone, "gone", "c1", NO_WAIT).await.unwrap();
+        let _other = admission
+            .admit(stays, "stays", "c2", NO_WAIT)
+            .await
+            .unwrap();
+        admission.forget(gone);
+        let gates = admission.services.lock().unwrap();
+        assert!(!gates.contains_key(&gone));
+        assert!(gates.contains_key(&stays));
+        drop(gates);
+        drop(in_flight);
+    }
 }

@@ -32,7 +32,7 @@ pub struct CallerKeys {
 pub struct Executor {
     pub routes: Arc<RoutingTable>,
     pub sessions: Arc<Sessions>,
-    pub admission: Admission,
+    pub admission: Arc<Admission>,
     pub call_timeout: Duration,
 }
 

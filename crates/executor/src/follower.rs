@@ -8,14 +8,32 @@ use std::sync::Arc;
 use futures::StreamExt;
 use mcpo_core::events::{Event, ToolsChange};
 
+use uuid::Uuid;
+
+use crate::admission::Admission;
 use crate::routing::{RouteChange, RoutingTable};
 use crate::sessions::Sessions;
+
+/// What the executor holds per service besides its route, let go of when
+/// the service is gone: its sessions (which stops their stdio servers), its
+/// circuit breaker and its admission gate.
+pub struct Forget {
+    pub sessions: Arc<Sessions>,
+    pub admission: Arc<Admission>,
+}
+
+impl Forget {
+    fn service(&self, service_id: Uuid) {
+        self.sessions.discard(service_id);
+        self.admission.forget(service_id);
+    }
+}
 
 pub async fn follow(
     events: impl futures::Stream<Item = mcpo_core::events::EventEnvelope> + Send + 'static,
     mut connections: tokio::sync::watch::Receiver<u64>,
     routes: Arc<RoutingTable>,
-    sessions: Arc<Sessions>,
+    forget: Forget,
 ) {
     futures::pin_mut!(events);
     // The connection this follower started on is not a reconnection.
@@ -33,7 +51,7 @@ pub async fn follow(
                 match routes.resync().await {
                     Ok(gone) => {
                         for id in &gone {
-                            sessions.discard(*id);
+                            forget.service(*id);
                         }
                         tracing::info!(removed = gone.len(), "reconnected to NATS; routes reloaded from Postgres");
                     }
@@ -57,11 +75,11 @@ pub async fn follow(
         };
         if deleted {
             routes.forget(service_id);
-            sessions.discard(service_id);
+            forget.service(service_id);
         }
         match routes.reload(&service_name).await {
             Ok(RouteChange::Removed(route)) => {
-                sessions.discard(route.id);
+                forget.service(route.id);
                 tracing::info!(service = %service_name, "route removed");
             }
             Ok(RouteChange::Upserted(route)) => {

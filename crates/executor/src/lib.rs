@@ -53,18 +53,22 @@ pub async fn build(settings: &Settings, deps: Dependencies) -> Result<Applicatio
         sessions.clone(),
         settings.caller_sessions.idle,
     ));
+    let admission = Arc::new(admission::Admission::new(settings.call_limits));
     let follower = tokio::spawn(follower::follow(
         events,
         deps.bus.connections(),
         routes.clone(),
-        sessions.clone(),
+        follower::Forget {
+            sessions: sessions.clone(),
+            admission: admission.clone(),
+        },
     ));
 
     let (listener, addr) = bind(settings.executor_addr)?;
     let executor = web::Data::new(Executor {
         routes,
         sessions,
-        admission: admission::Admission::new(settings.call_limits),
+        admission,
         call_timeout: settings.tool_call_timeout,
     });
     let readiness = web::Data::new(deps.readiness(true));

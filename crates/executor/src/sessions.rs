@@ -222,8 +222,10 @@ impl Sessions {
 
     /// Drops every session of a service; in-flight calls keep their handle
     /// and finish, a connection closes when its last call is done.
+    /// Drops a service's sessions and its circuit breaker: it is gone.
     pub fn discard(&self, service_id: Uuid) {
         self.lock().retain(|key, _| key.service != service_id);
+        self.breakers().remove(&service_id);
     }
 
     /// Drops one session (it broke); the service's others stay.

@@ -1,5 +1,5 @@
-//! `mcpo`: run the whole platform in one process, apply migrations, or serve
-//! the fixture MCP server.
+//! `mcpo`: run the whole platform in one process or one of its services
+//! alone, apply migrations, or serve the fixture MCP server.
 
 use clap::{Parser, Subcommand};
 
@@ -25,6 +25,12 @@ enum Command {
         /// Also register the built-in fixture MCP server as service `demo`.
         #[arg(long)]
         demo: bool,
+    },
+    /// Run one service alone, exactly as its own binary (`mcpo-registry`,
+    /// `mcpo-executor`, `mcpo-publisher`) does: one image can run any of them.
+    Serve {
+        #[arg(value_enum)]
+        service: ServiceName,
     },
     /// Apply pending database migrations and exit.
     Migrate,
@@ -59,6 +65,13 @@ enum Command {
         #[command(subcommand)]
         command: mcpo_fixture::FixtureCommand,
     },
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum ServiceName {
+    Registry,
+    Executor,
+    Publisher,
 }
 
 #[derive(Debug, Subcommand)]
@@ -102,6 +115,18 @@ fn main() -> std::process::ExitCode {
         }
     };
     let result = match cli.command {
+        Command::Serve { service } => {
+            use mcpo_core::server::run_binary;
+            return actix_web::rt::System::with_tokio_rt(move || runtime).block_on(async move {
+                match service {
+                    ServiceName::Registry => run_binary("mcpo-registry", mcpo_registry::run).await,
+                    ServiceName::Executor => run_binary("mcpo-executor", mcpo_executor::run).await,
+                    ServiceName::Publisher => {
+                        run_binary("mcpo-publisher", mcpo_publisher::run).await
+                    }
+                }
+            });
+        }
         Command::Fixture { command } => runtime.block_on(mcpo_fixture::run(command)),
         Command::Migrate => runtime.block_on(migrate()),
         Command::ApiKey {

@@ -95,6 +95,13 @@ async fn a_service_can_have_a_call_timeout_of_its_own() {
         .call_tool("quick", "slow", &json!({ "ms": 600_000 }))
         .await;
     assert_eq!(answer.status(), 504);
+    // The answer names the timeout that fired: the service's, not the default.
+    let body: serde_json::Value = answer.json().await.unwrap();
+    assert_eq!(body["code"], "upstream_timeout");
+    assert_eq!(
+        body["message"], "the MCP server did not answer within 1s",
+        "{body}"
+    );
     eventually("the server hears of the cancellation", async || {
         cancelled_calls(&file).await
     })

@@ -14,6 +14,7 @@ mod import;
 mod listing;
 mod openapi_aws;
 mod outbox;
+mod processes;
 mod publish_targets;
 mod publisher;
 mod rbac;

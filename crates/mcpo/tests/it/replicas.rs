@@ -1,5 +1,7 @@
 //! Executor replicas: each follows every change on its own, and one that
-//! lost NATS for a while catches up with what changed meanwhile.
+//! lost NATS for a while catches up with what changed meanwhile. Replicas
+//! run in the test's process, and as processes of their own
+//! (`mcpo serve executor`, as deployed).
 
 use mcpo_core::config::Settings;
 use mcpo_core::server::Dependencies;
@@ -25,25 +27,11 @@ async fn replica(settings: &Settings) -> (String, actix_web::dev::ServerHandle) 
 }
 
 async fn echo(app: &TestApp, executor: &str, service: &str) -> (u16, Value) {
-    let answer = app
-        .http
-        .post(format!("{executor}/tools/{service}/echo"))
-        .json(&json!({ "message": "hi" }))
-        .send()
-        .await
-        .unwrap();
-    (answer.status().as_u16(), answer.json().await.unwrap())
+    echo_with(&app.http, executor, service).await
 }
 
 async fn wait_for_status(app: &TestApp, executor: &str, service: &str, status: u16) {
-    eventually(
-        &format!("{executor} answers {status} for {service}"),
-        async || match echo(app, executor, service).await {
-            (s, _) if s == status => Ok(()),
-            other => Err(other),
-        },
-    )
-    .await
+    wait_for_status_with(&app.http, executor, service, status).await
 }
 
 #[tokio::test]
@@ -94,6 +82,16 @@ async fn a_replica_that_lost_nats_catches_up_when_it_is_back() {
     assert_eq!(disabled.status(), 200);
     // The app's own executor, still connected, follows at once.
     wait_for_status(&app, &app.executor_url, "gone", 404).await;
+    wait_for_status(&app, &app.executor_url, "stays", 503).await;
+    // The events the replica missed are purged from the stream, so it
+    // cannot replay them: only its reload from Postgres can tell it.
+    async_nats::jetstream::new(async_nats::connect(&app.settings.nats.url).await.unwrap())
+        .get_stream(&app.settings.nats.stream)
+        .await
+        .unwrap()
+        .purge()
+        .await
+        .unwrap();
 
     gate.open();
     wait_for_status(&app, &replica_url, "gone", 404).await;
@@ -101,4 +99,167 @@ async fn a_replica_that_lost_nats_catches_up_when_it_is_back() {
     assert_eq!(status, 503, "{body}");
     assert_eq!(body["code"], "service_disabled");
     drop(handle.stop(false));
+}
+
+/// An executor replica as a process of its own (`mcpo serve executor`, what
+/// the `mcpo-executor` binary runs) over the app's database and NATS stream;
+/// killed when dropped.
+struct ReplicaProcess {
+    /// Taken by a test that waits for the process itself.
+    child: Option<std::process::Child>,
+    url: String,
+}
+
+impl ReplicaProcess {
+    fn start(settings: &Settings, secret_keys: &str) -> ReplicaProcess {
+        use std::io::BufRead;
+        let mut child = std::process::Command::new(crate::MCPO)
+            .args(["serve", "executor"])
+            .env(
+                "DATABASE_URL",
+                secrecy::ExposeSecret::expose_secret(&settings.database.url),
+            )
+            .env("NATS_URL", &settings.nats.url)
+            .env("MCPO_NATS_PREFIX", &settings.nats.subject_prefix)
+            .env("MCPO_NATS_STREAM", &settings.nats.stream)
+            .env("MCPO_EXECUTOR_ADDR", "127.0.0.1:0")
+            .env("MCPO_HTTP_WORKERS", "1")
+            .env("MCPO_DATABASE_POOL_SIZE", "2")
+            .env("MCPO_AUTH", "disabled")
+            .env("MCPO_STDIO_ALLOWED_COMMANDS", "*")
+            .env("MCPO_EGRESS_ALLOW", "127.0.0.0/8")
+            .env("MCPO_SECRET_KEYS", secret_keys)
+            .env("MCPO_LOG_FORMAT", "json")
+            .env("RUST_LOG", "info")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        // The log line `executor listening` names the bound port.
+        let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+        let addr = lines
+            .by_ref()
+            .map_while(Result::ok)
+            .find_map(|line| {
+                let entry: Value = serde_json::from_str(&line).ok()?;
+                let fields = entry.get("fields").unwrap_or(&entry);
+                (fields["message"] == "executor listening")
+                    .then(|| fields["addr"].as_str().map(str::to_owned))
+                    .flatten()
+            })
+            .expect("the replica process logs its address");
+        // Keep reading, so a full pipe never stops the replica.
+        std::thread::spawn(move || lines.for_each(drop));
+        ReplicaProcess {
+            child: Some(child),
+            url: format!("http://{addr}"),
+        }
+    }
+}
+
+impl Drop for ReplicaProcess {
+    fn drop(&mut self) {
+        if let Some(child) = &mut self.child {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+#[tokio::test]
+async fn two_replica_processes_follow_changes_and_one_stops_cleanly_on_sigterm() {
+    use crate::processes::{running, terminate};
+    let secret_keys = format!("test:{}", mcpo_core::secrets::SecretKeyring::generate_key());
+    let keys = secret_keys.clone();
+    let app = TestApp::spawn_with(move |settings| {
+        settings.secret_keys = Some(mcpo_core::secrets::SecretKeyring::parse(&keys).unwrap());
+    })
+    .await;
+    let mut first = ReplicaProcess::start(&app.settings, &secret_keys);
+    let second = ReplicaProcess::start(&app.settings, &secret_keys);
+    let plain = reqwest::Client::new();
+    let tools = mcpo_test_support::ToolsFile::new(&["echo", "slow", "process_id"]);
+    let fixture = stdio_fixture("fx", Some(&tools.path));
+
+    // Registered through the registry: each process serves it.
+    assert_eq!(app.register(&fixture).await.status(), 201);
+    for replica in [&first, &second] {
+        wait_for_status_with(&plain, &replica.url, "fx", 200).await;
+    }
+
+    // Deleted: each stops serving it.
+    assert_eq!(app.delete_service("fx").await.status(), 204);
+    for replica in [&first, &second] {
+        wait_for_status_with(&plain, &replica.url, "fx", 404).await;
+    }
+    assert_eq!(app.register(&fixture).await.status(), 201);
+    for replica in [&first, &second] {
+        wait_for_status_with(&plain, &replica.url, "fx", 200).await;
+    }
+
+    // SIGTERM to one during a call: the call is answered, the process exits
+    // 0 and its stdio server is gone; the other replica goes on.
+    let server = plain
+        .post(format!("{}/tools/fx/process_id", first.url))
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap()
+        .json::<Value>()
+        .await
+        .unwrap()["pid"]
+        .as_u64()
+        .unwrap() as u32;
+    assert!(running(server));
+    let slow = tokio::spawn(
+        plain
+            .post(format!("{}/tools/fx/slow", first.url))
+            .json(&json!({ "ms": 1500 }))
+            .send(),
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let mut child = first.child.take().unwrap();
+    terminate(child.id());
+    let answer = slow.await.unwrap().expect("the call in flight is answered");
+    assert_eq!(answer.status(), 200);
+    assert_eq!(answer.json::<Value>().await.unwrap(), json!("slept 1500ms"));
+    let status = tokio::task::spawn_blocking(move || child.wait().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(status.code(), Some(0));
+    eventually("the stopped replica's stdio server exits", async || {
+        if running(server) {
+            Err(server)
+        } else {
+            Ok(())
+        }
+    })
+    .await;
+    assert_eq!(echo_with(&plain, &second.url, "fx").await.0, 200);
+}
+
+async fn echo_with(client: &reqwest::Client, executor: &str, service: &str) -> (u16, Value) {
+    let answer = client
+        .post(format!("{executor}/tools/{service}/echo"))
+        .json(&json!({ "message": "hi" }))
+        .send()
+        .await
+        .unwrap();
+    (answer.status().as_u16(), answer.json().await.unwrap())
+}
+
+async fn wait_for_status_with(
+    client: &reqwest::Client,
+    executor: &str,
+    service: &str,
+    status: u16,
+) {
+    eventually(
+        &format!("{executor} answers {status} for {service}"),
+        async || match echo_with(client, executor, service).await {
+            (s, _) if s == status => Ok(()),
+            other => Err(other),
+        },
+    )
+    .await
 }

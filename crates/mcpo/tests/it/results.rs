@@ -43,6 +43,66 @@ async fn an_image_comes_as_bytes_when_accept_names_its_type_and_as_json_otherwis
 }
 
 #[tokio::test]
+async fn audio_comes_as_bytes_when_accept_names_it_and_resources_as_their_mcp_objects() {
+    use mcpo_fixture::tools::{EMBEDDED_TEXT, EMBEDDED_URI, LINKED_URI, SILENCE_WAV};
+    let app = TestApp::spawn().await;
+    let tools = ToolsFile::new(&["audio", "resources"]);
+    assert_eq!(
+        app.register(&crate::stdio_fixture("media", Some(&tools.path)))
+            .await
+            .status(),
+        201
+    );
+    let url = format!("{}/tools/media/audio", app.executor_url);
+
+    // `audio/*` names the clip's type.
+    let raw = app
+        .http
+        .post(&url)
+        .header("accept", "audio/*")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(raw.status(), 200);
+    assert_eq!(raw.headers()["content-type"], "audio/wav");
+    let bytes = raw.bytes().await.unwrap();
+    assert_eq!(&bytes[..4], b"RIFF");
+    assert_eq!(&bytes[8..12], b"WAVE");
+
+    // Accept naming another type, or `*/*`: the block as JSON.
+    for accept in ["image/png", "*/*"] {
+        let answer = app
+            .http
+            .post(&url)
+            .header("accept", accept)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), 200);
+        let json: Value = answer.json().await.unwrap();
+        assert_eq!(json["type"], "audio", "{accept}: {json}");
+        assert_eq!(json["mimeType"], "audio/wav");
+        assert_eq!(json["data"], SILENCE_WAV);
+    }
+
+    // Two blocks: an array of their MCP objects, embedded resource first.
+    let answer = app
+        .call_tool("media", "resources", &serde_json::json!({}))
+        .await;
+    assert_eq!(answer.status(), 200);
+    let blocks: Value = answer.json().await.unwrap();
+    assert_eq!(blocks.as_array().map(Vec::len), Some(2), "{blocks}");
+    assert_eq!(blocks[0]["type"], "resource");
+    assert_eq!(blocks[0]["resource"]["uri"], EMBEDDED_URI);
+    assert_eq!(blocks[0]["resource"]["text"], EMBEDDED_TEXT);
+    assert_eq!(blocks[0]["resource"]["mimeType"], "text/plain");
+    assert_eq!(blocks[1]["type"], "resource_link");
+    assert_eq!(blocks[1]["uri"], LINKED_URI);
+    assert_eq!(blocks[1]["name"], "report.pdf");
+    assert_eq!(blocks[1]["mimeType"], "application/pdf");
+}
+
+#[tokio::test]
 async fn structured_content_that_breaks_the_output_schema_is_a_bad_gateway() {
     let app = TestApp::spawn().await;
     let tools = ToolsFile::new(&["add", "bad_output"]);

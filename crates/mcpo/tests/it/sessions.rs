@@ -31,14 +31,7 @@ async fn pid_of(client: &reqwest::Client, app: &TestApp, service: &str, key: Opt
 }
 
 fn running(pid: u64) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
-        !stat
-            .rsplit(')')
-            .next()
-            .unwrap_or("")
-            .trim_start()
-            .starts_with('Z')
-    })
+    crate::processes::running(pid as u32)
 }
 
 #[tokio::test]
@@ -140,4 +133,90 @@ async fn each_caller_of_a_stateful_service_has_a_session_of_its_own() {
     }
     // A caller coming back gets a new session.
     assert_ne!(pid_of(&alice, &app, "stateful", None).await, alice_pid);
+}
+
+/// Calls `tool` over and over until `stop`, and counts the answers by status.
+async fn keep_calling(
+    app: &TestApp,
+    tool: &str,
+    body: Value,
+    stop: &tokio::sync::watch::Receiver<bool>,
+) -> std::collections::BTreeMap<u16, usize> {
+    let mut seen = std::collections::BTreeMap::new();
+    while !*stop.borrow() {
+        let answer = app.call_tool("crashy", tool, &body).await;
+        *seen.entry(answer.status().as_u16()).or_insert(0) += 1;
+    }
+    seen
+}
+
+#[tokio::test]
+async fn a_stdio_server_killed_under_load_fails_only_its_calls_in_flight_and_is_started_again() {
+    let app = TestApp::spawn().await;
+    let tools = ToolsFile::new(&["echo", "slow", "process_id"]);
+    assert_eq!(
+        app.register(&fixture_with_pid("crashy", &tools, json!({})))
+            .await
+            .status(),
+        201
+    );
+    let first = pid_of(&app.http, &app, "crashy", None).await;
+
+    // Load while the server dies: four callers calling `echo` in a loop, and
+    // calls that would sleep for ten minutes, in flight on the same process.
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let load: Vec<_> = (0..4)
+        .map(|_| keep_calling(&app, "echo", json!({ "message": "hi" }), &stopped))
+        .collect();
+    let load = futures::future::join_all(load);
+    let ten_minutes = json!({ "ms": 600_000 });
+    let stuck: Vec<_> = (0..8)
+        .map(|_| app.call_tool("crashy", "slow", &ten_minutes))
+        .collect();
+    let stuck = futures::future::join_all(stuck);
+    let crash = async {
+        // The stuck calls reach the server within moments; only then is it killed.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert!(running(first));
+        std::process::Command::new("kill")
+            .args(["-9", &first.to_string()])
+            .status()
+            .unwrap();
+        // A new process answers, while the load goes on.
+        let second = eventually("a new server process answers", async || {
+            let answer = app.call_tool("crashy", "process_id", &json!({})).await;
+            match answer.status().as_u16() {
+                200 => Ok(answer.json::<Value>().await.unwrap()["pid"]
+                    .as_u64()
+                    .unwrap()),
+                other => Err(other),
+            }
+        })
+        .await;
+        // Let the load run against the new process too.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        stop.send(true).unwrap();
+        second
+    };
+    let (counts, stuck, second) = tokio::join!(load, stuck, crash);
+
+    assert_ne!(second, first);
+    assert!(!running(first), "the killed server {first} is still there");
+    // Every call that was waiting on the dead process got a clear 502 at
+    // once: none waited for the 20 s call timeout (504).
+    for answer in stuck {
+        assert_eq!(answer.status(), 502);
+        let body: Value = answer.json().await.unwrap();
+        assert_eq!(body["code"], "upstream_unreachable", "{body}");
+    }
+    // The load saw answers, failures of calls in flight at the crash, and
+    // nothing else: no 500, no timeout.
+    for seen in counts {
+        assert!(seen.get(&200).is_some_and(|&n| n > 0), "{seen:?}");
+        assert!(
+            seen.keys().all(|status| [200, 502].contains(status)),
+            "{seen:?}"
+        );
+    }
+    assert_eq!(pid_of(&app.http, &app, "crashy", None).await, second);
 }

@@ -4,6 +4,8 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
 use mcpo_test_support::database::TestDatabase;
+
+use crate::processes::{children_of, stat, terminate};
 use serde_json::{json, Value};
 
 struct Running(std::process::Child, std::path::PathBuf);
@@ -196,22 +198,6 @@ async fn up_with_demo_serves_the_fixture_at_once() {
 }
 
 /// The parent pid and state of a process, from `/proc/<pid>/stat`.
-fn stat(pid: u32) -> Option<(u32, char)> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let rest = &stat[stat.rfind(')')? + 2..];
-    let mut fields = rest.split_whitespace();
-    let state = fields.next()?.chars().next()?;
-    Some((fields.next()?.parse().ok()?, state))
-}
-
-fn children_of(parent: u32) -> Vec<u32> {
-    std::fs::read_dir("/proc")
-        .unwrap()
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|pid| stat(*pid).is_some_and(|(ppid, _)| ppid == parent))
-        .collect()
-}
-
 /// Calls the demo once, so its stdio server runs as a child of `mcpo up`;
 /// returns that child.
 async fn open_demo_session(http: &reqwest::Client, executor: &str, pid: u32) -> Vec<u32> {
@@ -243,11 +229,7 @@ async fn call_slow_then_sigterm(
         .json(&json!({ "ms": ms }));
     let slow = tokio::spawn(call.send());
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-    let signalled = std::process::Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
-        .status()
-        .unwrap();
-    assert!(signalled.success());
+    terminate(pid);
     slow
 }
 
