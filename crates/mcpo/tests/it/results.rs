@@ -4,36 +4,48 @@
 use mcpo_test_support::{TestApp, ToolsFile};
 use serde_json::Value;
 
-#[tokio::test]
-async fn an_image_comes_as_bytes_when_accept_names_its_type_and_as_json_otherwise() {
-    let app = TestApp::spawn().await;
-    let tools = ToolsFile::new(&["echo", "image"]);
+/// Registers the fixture over stdio as `name` with `tools`.
+async fn register_with(app: &TestApp, name: &str, tools: &[&str]) -> ToolsFile {
+    let tools = ToolsFile::new(tools);
     assert_eq!(
-        app.register(&crate::stdio_fixture("pics", Some(&tools.path)))
+        app.register(&crate::stdio_fixture(name, Some(&tools.path)))
             .await
             .status(),
         201
     );
-    let url = format!("{}/tools/pics/image", app.executor_url);
+    tools
+}
 
-    let raw = app
+/// Calls `service`'s argument-less `tool`, sending `accept` when given.
+async fn call_accepting(
+    app: &TestApp,
+    service: &str,
+    tool: &str,
+    accept: Option<&str>,
+) -> reqwest::Response {
+    let mut request = app
         .http
-        .post(&url)
-        .header("accept", "image/png")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(raw.status(), 200);
+        .post(format!("{}/tools/{service}/{tool}", app.executor_url));
+    if let Some(accept) = accept {
+        request = request.header("accept", accept);
+    }
+    let answer = request.send().await.unwrap();
+    assert_eq!(answer.status(), 200);
+    answer
+}
+
+#[tokio::test]
+async fn an_image_comes_as_bytes_when_accept_names_its_type_and_as_json_otherwise() {
+    let app = TestApp::spawn().await;
+    let _tools = register_with(&app, "pics", &["echo", "image"]).await;
+
+    let raw = call_accepting(&app, "pics", "image", Some("image/png")).await;
     assert_eq!(raw.headers()["content-type"], "image/png");
     let bytes = raw.bytes().await.unwrap();
     assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n");
 
-    let json: Value = app
-        .http
-        .post(&url)
-        .send()
+    let json: Value = call_accepting(&app, "pics", "image", None)
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();
@@ -46,24 +58,10 @@ async fn an_image_comes_as_bytes_when_accept_names_its_type_and_as_json_otherwis
 async fn audio_comes_as_bytes_when_accept_names_it_and_resources_as_their_mcp_objects() {
     use mcpo_fixture::tools::{EMBEDDED_TEXT, EMBEDDED_URI, LINKED_URI, SILENCE_WAV};
     let app = TestApp::spawn().await;
-    let tools = ToolsFile::new(&["audio", "resources"]);
-    assert_eq!(
-        app.register(&crate::stdio_fixture("media", Some(&tools.path)))
-            .await
-            .status(),
-        201
-    );
-    let url = format!("{}/tools/media/audio", app.executor_url);
+    let _tools = register_with(&app, "media", &["audio", "resources"]).await;
 
     // `audio/*` names the clip's type.
-    let raw = app
-        .http
-        .post(&url)
-        .header("accept", "audio/*")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(raw.status(), 200);
+    let raw = call_accepting(&app, "media", "audio", Some("audio/*")).await;
     assert_eq!(raw.headers()["content-type"], "audio/wav");
     let bytes = raw.bytes().await.unwrap();
     assert_eq!(&bytes[..4], b"RIFF");
@@ -71,26 +69,22 @@ async fn audio_comes_as_bytes_when_accept_names_it_and_resources_as_their_mcp_ob
 
     // Accept naming another type, or `*/*`: the block as JSON.
     for accept in ["image/png", "*/*"] {
-        let answer = app
-            .http
-            .post(&url)
-            .header("accept", accept)
-            .send()
+        let json: Value = call_accepting(&app, "media", "audio", Some(accept))
+            .await
+            .json()
             .await
             .unwrap();
-        assert_eq!(answer.status(), 200);
-        let json: Value = answer.json().await.unwrap();
         assert_eq!(json["type"], "audio", "{accept}: {json}");
         assert_eq!(json["mimeType"], "audio/wav");
         assert_eq!(json["data"], SILENCE_WAV);
     }
 
     // Two blocks: an array of their MCP objects, embedded resource first.
-    let answer = app
-        .call_tool("media", "resources", &serde_json::json!({}))
-        .await;
-    assert_eq!(answer.status(), 200);
-    let blocks: Value = answer.json().await.unwrap();
+    let blocks: Value = call_accepting(&app, "media", "resources", None)
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(blocks.as_array().map(Vec::len), Some(2), "{blocks}");
     assert_eq!(blocks[0]["type"], "resource");
     assert_eq!(blocks[0]["resource"]["uri"], EMBEDDED_URI);
@@ -105,13 +99,7 @@ async fn audio_comes_as_bytes_when_accept_names_it_and_resources_as_their_mcp_ob
 #[tokio::test]
 async fn structured_content_that_breaks_the_output_schema_is_a_bad_gateway() {
     let app = TestApp::spawn().await;
-    let tools = ToolsFile::new(&["add", "bad_output"]);
-    assert_eq!(
-        app.register(&crate::stdio_fixture("strict", Some(&tools.path)))
-            .await
-            .status(),
-        201
-    );
+    let _tools = register_with(&app, "strict", &["add", "bad_output"]).await;
     let answer = app
         .call_tool("strict", "bad_output", &serde_json::json!({}))
         .await;
