@@ -243,15 +243,16 @@ impl Sessions {
     }
 }
 
-/// 0.5 s, 1 s, 2 s, … up to 30 s, each scaled by a jitter of 0.8 to 1.2.
+/// 0.5 s, 1 s, 2 s, … up to 30 s, each scaled by a random jitter of 0.8 to
+/// 1.2, so replicas that saw the same failure do not retry in step.
 fn retry_delay(failures: u32) -> Duration {
-    let base = FIRST_RETRY
+    base_retry_delay(failures).mul_f64(0.8 + fastrand::f64() * 0.4)
+}
+
+fn base_retry_delay(failures: u32) -> Duration {
+    FIRST_RETRY
         .saturating_mul(1 << failures.saturating_sub(1).min(10))
-        .min(LAST_RETRY);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
-    base.mul_f64(0.8 + f64::from(nanos % 1000) / 2500.0)
+        .min(LAST_RETRY)
 }
 
 #[cfg(test)]
@@ -262,15 +263,28 @@ mod tests {
     fn retry_delays_grow_and_stay_bounded() {
         for failures in 1..40 {
             let delay = retry_delay(failures);
-            let base = FIRST_RETRY
-                .saturating_mul(1 << (failures - 1).min(10))
-                .min(LAST_RETRY);
+            let base = base_retry_delay(failures);
             assert!(
                 delay >= base.mul_f64(0.8) && delay <= base.mul_f64(1.2),
                 "{failures}: {delay:?}"
             );
         }
-        assert!(retry_delay(1) < Duration::from_secs(1));
-        assert!(retry_delay(30) <= LAST_RETRY.mul_f64(1.2));
+        assert_eq!(base_retry_delay(1), FIRST_RETRY);
+        assert_eq!(base_retry_delay(2), FIRST_RETRY * 2);
+        assert_eq!(base_retry_delay(4), FIRST_RETRY * 8);
+        assert_eq!(base_retry_delay(30), LAST_RETRY);
+    }
+
+    #[test]
+    fn retry_delays_are_spread_not_in_step() {
+        // Replicas that failed as often must not all wait the same time:
+        // 200 draws spread over most of the ±20 % band.
+        let draws: Vec<Duration> = (0..200).map(|_| retry_delay(3)).collect();
+        let (least, most) = (
+            draws.iter().min().unwrap().as_secs_f64(),
+            draws.iter().max().unwrap().as_secs_f64(),
+        );
+        let base = base_retry_delay(3).as_secs_f64();
+        assert!(least < base * 0.9 && most > base * 1.1, "{least} .. {most}");
     }
 }

@@ -263,3 +263,51 @@ async fn wait_for_status_with(
     )
     .await
 }
+
+#[tokio::test]
+async fn calls_in_flight_finish_when_their_service_changes_or_is_deleted() {
+    let app = TestApp::spawn().await;
+    let tools = mcpo_test_support::ToolsFile::new(&["echo", "slow"]);
+    assert_eq!(
+        app.register(&stdio_fixture("busy", Some(&tools.path)))
+            .await
+            .status(),
+        201
+    );
+    assert_eq!(echo(&app, &app.executor_url, "busy").await.0, 200);
+    // A four-second call, given a moment to reach the server.
+    let slow_call = || {
+        tokio::spawn(
+            app.http
+                .post(format!("{}/tools/busy/slow", app.executor_url))
+                .json(&json!({ "ms": 4000 }))
+                .send(),
+        )
+    };
+    let moment = || tokio::time::sleep(std::time::Duration::from_millis(300));
+
+    // A new revision while a call runs: the call keeps its session.
+    let slow = slow_call();
+    moment().await;
+    let changed = app
+        .patch_service("busy", &json!({ "description": "now revised" }))
+        .await;
+    assert_eq!(changed.status(), 200);
+    let answer = slow.await.unwrap().unwrap();
+    assert_eq!(answer.status(), 200);
+    assert_eq!(answer.json::<Value>().await.unwrap(), json!("slept 4000ms"));
+
+    // Deleted while a call runs: new calls find no service at once, the one
+    // in flight is still answered.
+    let slow = slow_call();
+    moment().await;
+    assert_eq!(app.delete_service("busy").await.status(), 204);
+    wait_for_status(&app, &app.executor_url, "busy", 404).await;
+    assert!(
+        !slow.is_finished(),
+        "the deletion reached the executor while the call ran"
+    );
+    let answer = slow.await.unwrap().unwrap();
+    assert_eq!(answer.status(), 200);
+    assert_eq!(answer.json::<Value>().await.unwrap(), json!("slept 4000ms"));
+}
