@@ -167,8 +167,9 @@ impl Drop for ReplicaProcess {
 }
 
 #[tokio::test]
-async fn two_replica_processes_follow_changes_and_one_stops_cleanly_on_sigterm() {
-    use crate::processes::{running, terminate};
+async fn two_replica_processes_follow_changes_stop_cleanly_on_sigterm_and_leave_no_server_when_killed(
+) {
+    use crate::processes::terminate;
     let secret_keys = format!("test:{}", mcpo_core::secrets::SecretKeyring::generate_key());
     let keys = secret_keys.clone();
     let app = TestApp::spawn_with(move |settings| {
@@ -176,7 +177,7 @@ async fn two_replica_processes_follow_changes_and_one_stops_cleanly_on_sigterm()
     })
     .await;
     let mut first = ReplicaProcess::start(&app.settings, &secret_keys);
-    let second = ReplicaProcess::start(&app.settings, &secret_keys);
+    let mut second = ReplicaProcess::start(&app.settings, &secret_keys);
     let plain = reqwest::Client::new();
     let tools = mcpo_test_support::ToolsFile::new(&["echo", "slow", "process_id"]);
     let fixture = stdio_fixture("fx", Some(&tools.path));
@@ -197,10 +198,50 @@ async fn two_replica_processes_follow_changes_and_one_stops_cleanly_on_sigterm()
         wait_for_status_with(&plain, &replica.url, "fx", 200).await;
     }
 
-    // SIGTERM to one during a call: the call is answered, the process exits
-    // 0 and its stdio server is gone; the other replica goes on.
-    let server = plain
-        .post(format!("{}/tools/fx/process_id", first.url))
+    // SIGTERM to one during a call: it takes no new connection, the call is
+    // answered, the process exits 0 and its stdio server is gone.
+    let server = server_pid(&plain, &first.url).await;
+    let slow = tokio::spawn(
+        plain
+            .post(format!("{}/tools/fx/slow", first.url))
+            .json(&json!({ "ms": 3000 }))
+            .send(),
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let mut child = first.child.take().unwrap();
+    terminate(child.id());
+    eventually("the stopping replica refuses new connections", async || {
+        // A client of its own: no kept-alive connection to reuse.
+        match echo_or_error(&reqwest::Client::new(), &first.url).await {
+            Err(e) if e.is_connect() => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
+    assert!(!slow.is_finished(), "refused while the call was in flight");
+    let answer = slow.await.unwrap().expect("the call in flight is answered");
+    assert_eq!(answer.status(), 200);
+    assert_eq!(answer.json::<Value>().await.unwrap(), json!("slept 3000ms"));
+    let status = tokio::task::spawn_blocking(move || child.wait().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(status.code(), Some(0));
+    wait_until_gone(server, "the stopped replica's stdio server").await;
+
+    // The other replica went on; killed outright, it cannot stop its
+    // server, which exits anyway when its stdin closes.
+    assert_eq!(echo_with(&plain, &second.url, "fx").await.0, 200);
+    let server = server_pid(&plain, &second.url).await;
+    let mut child = second.child.take().unwrap();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    wait_until_gone(server, "the killed replica's stdio server").await;
+}
+
+/// The pid of the fixture behind `executor`'s service `fx`, running.
+async fn server_pid(client: &reqwest::Client, executor: &str) -> u32 {
+    let pid = client
+        .post(format!("{executor}/tools/fx/process_id"))
         .json(&json!({}))
         .send()
         .await
@@ -210,32 +251,28 @@ async fn two_replica_processes_follow_changes_and_one_stops_cleanly_on_sigterm()
         .unwrap()["pid"]
         .as_u64()
         .unwrap() as u32;
-    assert!(running(server));
-    let slow = tokio::spawn(
-        plain
-            .post(format!("{}/tools/fx/slow", first.url))
-            .json(&json!({ "ms": 1500 }))
-            .send(),
-    );
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-    let mut child = first.child.take().unwrap();
-    terminate(child.id());
-    let answer = slow.await.unwrap().expect("the call in flight is answered");
-    assert_eq!(answer.status(), 200);
-    assert_eq!(answer.json::<Value>().await.unwrap(), json!("slept 1500ms"));
-    let status = tokio::task::spawn_blocking(move || child.wait().unwrap())
-        .await
-        .unwrap();
-    assert_eq!(status.code(), Some(0));
-    eventually("the stopped replica's stdio server exits", async || {
-        if running(server) {
-            Err(server)
+    assert!(crate::processes::running(pid));
+    pid
+}
+
+async fn wait_until_gone(pid: u32, what: &str) {
+    eventually(&format!("{what} ({pid}) exits"), async || {
+        if crate::processes::running(pid) {
+            Err(pid)
         } else {
             Ok(())
         }
     })
     .await;
-    assert_eq!(echo_with(&plain, &second.url, "fx").await.0, 200);
+}
+
+async fn echo_or_error(client: &reqwest::Client, executor: &str) -> reqwest::Result<u16> {
+    let answer = client
+        .post(format!("{executor}/tools/fx/echo"))
+        .json(&json!({ "message": "hi" }))
+        .send()
+        .await?;
+    Ok(answer.status().as_u16())
 }
 
 async fn echo_with(client: &reqwest::Client, executor: &str, service: &str) -> (u16, Value) {
