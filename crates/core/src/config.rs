@@ -50,6 +50,7 @@
 //! | `MCPO_PUBLISH_APIGATEWAY_FAIL_ON_WARNINGS` | whether API Gateway refuses an import it has warnings about (`false`: it imports what it can) | `true` |
 //! | `MCPO_PUBLISH_RETRY_MIN_MS`, `MCPO_PUBLISH_RETRY_MAX_MS` | backoff between failed pushes to one target, doubling from min to max | `500`, `60000` |
 //! | `MCPO_OPENAPI_VERSIONS_KEPT` | how many versions of the platform document stay stored (the latest; at least 1) | `50` |
+//! | `MCPO_OUTBOX_RETENTION_SECS` | how long a published event stays in the outbox table (NATS keeps the stream); unpublished ones always stay | `86400` |
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -95,6 +96,8 @@ pub struct Settings {
     pub aws: AwsSettings,
     pub config_store: ConfigStoreSettings,
     pub publish: PublishSettings,
+    /// How long a published event row stays in the outbox.
+    pub outbox_retention: Duration,
 }
 
 /// Where the publisher pushes each new version of the document; every
@@ -295,6 +298,7 @@ struct RawSettings {
     mcpo_publish_retry_min_ms: u64,
     mcpo_publish_retry_max_ms: u64,
     mcpo_openapi_versions_kept: i64,
+    mcpo_outbox_retention_secs: u64,
 }
 
 impl Default for RawSettings {
@@ -350,6 +354,7 @@ impl Default for RawSettings {
             mcpo_publish_retry_min_ms: 500,
             mcpo_publish_retry_max_ms: 60_000,
             mcpo_openapi_versions_kept: 50,
+            mcpo_outbox_retention_secs: 24 * 3600,
         }
     }
 }
@@ -405,6 +410,7 @@ const VARIABLES: &[&str] = &[
     "MCPO_PUBLISH_RETRY_MIN_MS",
     "MCPO_PUBLISH_RETRY_MAX_MS",
     "MCPO_OPENAPI_VERSIONS_KEPT",
+    "MCPO_OUTBOX_RETENTION_SECS",
 ];
 
 impl Settings {
@@ -472,6 +478,7 @@ impl Settings {
         let publish = publish_settings(&raw)?;
         Ok(Settings {
             publish,
+            outbox_retention: Duration::from_secs(raw.mcpo_outbox_retention_secs),
             apigateway_authorizer,
             aws,
             config_store,

@@ -21,6 +21,12 @@ const BATCH: i64 = 100;
 /// (whose wake-ups it does not receive).
 const IDLE_POLL: Duration = Duration::from_millis(250);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// Published rows are deleted this many at a time, so one prune never holds
+/// a long transaction over a large backlog.
+const PRUNE_BATCH: i64 = 10_000;
+/// The leading relay prunes at most this often (more often when the
+/// retention is shorter).
+const PRUNE_EVERY: Duration = Duration::from_secs(600);
 
 /// Stores events; call inside the transaction of the change.
 pub async fn enqueue(
@@ -52,20 +58,51 @@ pub async fn pending(pool: &DbPool) -> Result<i64, CoreError> {
         .await?)
 }
 
+/// Deletes the rows published more than `retention` ago (NATS holds the
+/// events; the table would otherwise grow with every change forever).
+/// Rows not yet published are never deleted. Returns how many went.
+pub async fn prune_published(pool: &DbPool, retention: Duration) -> Result<usize, CoreError> {
+    let retention = chrono::Duration::from_std(retention)
+        .map_err(|e| CoreError::Config(format!("outbox retention: {e}")))?;
+    let cutoff = chrono::Utc::now() - retention;
+    let mut conn = pool.get().await?;
+    let mut deleted = 0;
+    loop {
+        let batch: Vec<Uuid> = event_outbox::table
+            .filter(event_outbox::published_at.lt(cutoff))
+            .select(event_outbox::id)
+            .limit(PRUNE_BATCH)
+            .load(&mut conn)
+            .await?;
+        if batch.is_empty() {
+            return Ok(deleted);
+        }
+        deleted += diesel::delete(event_outbox::table.filter(event_outbox::id.eq_any(&batch)))
+            .execute(&mut conn)
+            .await?;
+        if (batch.len() as i64) < PRUNE_BATCH {
+            return Ok(deleted);
+        }
+    }
+}
+
 /// Publishes outbox rows. Every registry and publisher process runs one; the
-/// one holding the relay lock publishes, the others wait to take over.
+/// one holding the relay lock publishes, the others wait to take over. The
+/// leading one also prunes published rows older than the retention.
 pub struct Relay {
     pool: DbPool,
     bus: EventBus,
     wake: Arc<Notify>,
+    retention: Duration,
 }
 
 impl Relay {
-    pub fn new(pool: DbPool, bus: EventBus) -> Self {
+    pub fn new(pool: DbPool, bus: EventBus, retention: Duration) -> Self {
         Relay {
             pool,
             bus,
             wake: Arc::new(Notify::new()),
+            retention,
         }
     }
 
@@ -80,10 +117,20 @@ impl Relay {
     pub async fn run(self) {
         let mut leadership = Leadership::new(self.pool.clone(), leader::OUTBOX_RELAY);
         let mut backoff = Duration::from_millis(100);
+        let prune_every = (self.retention / 4).clamp(IDLE_POLL, PRUNE_EVERY);
+        let mut last_prune: Option<tokio::time::Instant> = None;
         loop {
             if !leadership.hold().await {
                 let _ = tokio::time::timeout(IDLE_POLL, self.wake.notified()).await;
                 continue;
+            }
+            if last_prune.is_none_or(|at| at.elapsed() >= prune_every) {
+                last_prune = Some(tokio::time::Instant::now());
+                match prune_published(&self.pool, self.retention).await {
+                    Ok(0) => {}
+                    Ok(deleted) => tracing::info!(deleted, "published outbox rows pruned"),
+                    Err(e) => tracing::warn!(error = %e, "cannot prune the outbox"),
+                }
             }
             match self.publish_batch().await {
                 Ok(sent) if sent as i64 == BATCH => continue,

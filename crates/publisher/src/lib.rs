@@ -35,7 +35,11 @@ pub async fn build(settings: &Settings, deps: Dependencies) -> Result<Applicatio
         .bus
         .subscribe(&["tools.updated", "service.updated"])
         .await?;
-    let relay = Relay::new(deps.pool.clone(), deps.bus.clone());
+    let relay = Relay::new(
+        deps.pool.clone(),
+        deps.bus.clone(),
+        settings.outbox_retention,
+    );
     let publisher = Publisher::start(
         deps.pool.clone(),
         settings.executor_public_url.clone(),

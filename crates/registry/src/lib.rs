@@ -36,7 +36,11 @@ const MAX_BODY_BYTES: usize = 256 * 1024;
 /// Builds the registry on `settings.registry_addr` (port 0 picks a free port).
 pub fn build(settings: &Settings, deps: Dependencies) -> Result<Application, CoreError> {
     let (listener, addr) = bind(settings.registry_addr)?;
-    let relay = Relay::new(deps.pool.clone(), deps.bus.clone());
+    let relay = Relay::new(
+        deps.pool.clone(),
+        deps.bus.clone(),
+        settings.outbox_retention,
+    );
     let registry = Arc::new(Registry::new(settings, deps.pool.clone(), relay.waker()));
     let mut background = Vec::new();
     if let Some(interval) = settings.status_interval {

@@ -103,3 +103,106 @@ async fn failed_attempts(app: &TestApp) -> i64 {
     .unwrap();
     count.n
 }
+
+/// Runs `sql` (a count named `n`) against the app's database.
+async fn count(app: &TestApp, sql: &str) -> i64 {
+    use diesel_async::RunQueryDsl;
+    #[derive(diesel::QueryableByName)]
+    struct Count {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    let mut conn = app.deps.pool.get().await.unwrap();
+    diesel::sql_query(sql)
+        .get_result::<Count>(&mut conn)
+        .await
+        .unwrap()
+        .n
+}
+
+async fn execute(app: &TestApp, sql: &str) -> usize {
+    use diesel_async::RunQueryDsl;
+    let mut conn = app.deps.pool.get().await.unwrap();
+    diesel::sql_query(sql).execute(&mut conn).await.unwrap()
+}
+
+async fn all_published(app: &TestApp) {
+    wait_until("the outbox is published", async || {
+        mcpo_core::outbox::pending(&app.deps.pool).await.unwrap() == 0
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn published_events_past_the_retention_are_pruned_and_unpublished_ones_stay() {
+    let app = TestApp::spawn().await;
+    // A row the relay cannot read: it stays unpublished, however old.
+    execute(
+        &app,
+        "INSERT INTO event_outbox (id, subject, payload, created_at) \
+         VALUES (gen_random_uuid(), 'x', '{\"not\": \"an event\"}', now() - interval '30 days')",
+    )
+    .await;
+    assert_eq!(
+        app.register(&stdio_fixture("old", None)).await.status(),
+        201
+    );
+    wait_until("only the unreadable row is left unpublished", async || {
+        mcpo_core::outbox::pending(&app.deps.pool).await.unwrap() == 1
+    })
+    .await;
+    let old = execute(
+        &app,
+        "UPDATE event_outbox SET published_at = now() - interval '2 days' \
+         WHERE published_at IS NOT NULL",
+    )
+    .await;
+    assert!(old >= 2, "service.registered and tools.registered at least");
+    assert_eq!(
+        app.register(&stdio_fixture("new", None)).await.status(),
+        201
+    );
+    wait_until("the new service's events are published", async || {
+        count(
+            &app,
+            "SELECT count(*) AS n FROM event_outbox WHERE published_at > now() - interval '1 hour'",
+        )
+        .await
+            >= 2
+    })
+    .await;
+    let recent = count(
+        &app,
+        "SELECT count(*) AS n FROM event_outbox WHERE published_at > now() - interval '1 hour'",
+    )
+    .await;
+
+    let pruned = mcpo_core::outbox::prune_published(&app.deps.pool, Duration::from_secs(86_400))
+        .await
+        .unwrap();
+    assert_eq!(pruned, old);
+    let older =
+        "SELECT count(*) AS n FROM event_outbox WHERE published_at < now() - interval '1 day'";
+    assert_eq!(count(&app, older).await, 0);
+    // The recent events stay (the publisher may have added more meanwhile).
+    let kept =
+        "SELECT count(*) AS n FROM event_outbox WHERE published_at > now() - interval '1 hour'";
+    assert!(count(&app, kept).await >= recent);
+    let unreadable = "SELECT count(*) AS n FROM event_outbox WHERE payload = '{\"not\": \"an event\"}'::jsonb AND published_at IS NULL";
+    assert_eq!(count(&app, unreadable).await, 1);
+}
+
+#[tokio::test]
+async fn the_leading_relay_prunes_on_its_own() {
+    let app =
+        TestApp::spawn_with(|settings| settings.outbox_retention = Duration::from_secs(1)).await;
+    assert_eq!(app.register(&stdio_fixture("fx", None)).await.status(), 201);
+    all_published(&app).await;
+    wait_until("the published rows are pruned", async || {
+        count(&app, "SELECT count(*) AS n FROM event_outbox").await == 0
+    })
+    .await;
+    // Events still flow after a prune.
+    assert_eq!(app.delete_service("fx").await.status(), 204);
+    all_published(&app).await;
+}
