@@ -88,20 +88,11 @@ async fn events_written_while_nats_is_down_are_delivered_once_when_it_returns() 
 }
 
 async fn failed_attempts(app: &TestApp) -> i64 {
-    use diesel_async::RunQueryDsl;
-    #[derive(diesel::QueryableByName)]
-    struct Count {
-        #[diesel(sql_type = diesel::sql_types::BigInt)]
-        n: i64,
-    }
-    let mut conn = app.deps.pool.get().await.unwrap();
-    let count: Count = diesel::sql_query(
+    count(
+        app,
         "SELECT count(*) AS n FROM event_outbox WHERE last_error IS NOT NULL AND published_at IS NULL",
     )
-    .get_result(&mut conn)
     .await
-    .unwrap();
-    count.n
 }
 
 /// Runs `sql` (a count named `n`) against the app's database.
