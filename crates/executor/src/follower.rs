@@ -7,7 +7,6 @@ use std::sync::Arc;
 
 use futures::StreamExt;
 use mcpo_core::events::{Event, ToolsChange};
-
 use uuid::Uuid;
 
 use crate::admission::Admission;

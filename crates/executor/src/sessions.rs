@@ -220,9 +220,9 @@ impl Sessions {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Drops every session of a service; in-flight calls keep their handle
-    /// and finish, a connection closes when its last call is done.
     /// Drops a service's sessions and its circuit breaker: it is gone.
+    /// In-flight calls keep their handle and finish; a connection closes
+    /// when its last call is done.
     pub fn discard(&self, service_id: Uuid) {
         self.lock().retain(|key, _| key.service != service_id);
         self.breakers().remove(&service_id);

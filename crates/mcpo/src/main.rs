@@ -101,6 +101,9 @@ enum SecretsCommand {
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
+    if let Command::Serve { service } = cli.command {
+        return serve(service);
+    }
     let runtime = match &cli.command {
         Command::Fixture { command } => mcpo_fixture::runtime(command),
         _ => tokio::runtime::Builder::new_multi_thread()
@@ -115,18 +118,8 @@ fn main() -> std::process::ExitCode {
         }
     };
     let result = match cli.command {
-        Command::Serve { service } => {
-            use mcpo_core::server::run_binary;
-            return actix_web::rt::System::with_tokio_rt(move || runtime).block_on(async move {
-                match service {
-                    ServiceName::Registry => run_binary("mcpo-registry", mcpo_registry::run).await,
-                    ServiceName::Executor => run_binary("mcpo-executor", mcpo_executor::run).await,
-                    ServiceName::Publisher => {
-                        run_binary("mcpo-publisher", mcpo_publisher::run).await
-                    }
-                }
-            });
-        }
+        // Taken above, before a runtime it does not use was built.
+        Command::Serve { service } => return serve(service),
         Command::Fixture { command } => runtime.block_on(mcpo_fixture::run(command)),
         Command::Migrate => runtime.block_on(migrate()),
         Command::ApiKey {
@@ -160,6 +153,19 @@ fn main() -> std::process::ExitCode {
             std::process::ExitCode::FAILURE
         }
     }
+}
+
+/// What each service's own binary runs (`#[actix_web::main]`: an actix
+/// system on a one-thread runtime, the HTTP workers on threads of their own).
+fn serve(service: ServiceName) -> std::process::ExitCode {
+    use mcpo_core::server::run_binary;
+    actix_web::rt::System::new().block_on(async move {
+        match service {
+            ServiceName::Registry => run_binary("mcpo-registry", mcpo_registry::run).await,
+            ServiceName::Executor => run_binary("mcpo-executor", mcpo_executor::run).await,
+            ServiceName::Publisher => run_binary("mcpo-publisher", mcpo_publisher::run).await,
+        }
+    })
 }
 
 async fn migrate() -> anyhow::Result<()> {
