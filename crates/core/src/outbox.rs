@@ -62,9 +62,13 @@ pub async fn pending(pool: &DbPool) -> Result<i64, CoreError> {
 /// events; the table would otherwise grow with every change forever).
 /// Rows not yet published are never deleted. Returns how many went.
 pub async fn prune_published(pool: &DbPool, retention: Duration) -> Result<usize, CoreError> {
-    let retention = chrono::Duration::from_std(retention)
-        .map_err(|e| CoreError::Config(format!("outbox retention: {e}")))?;
-    let cutoff = chrono::Utc::now() - retention;
+    // A retention reaching past the calendar's start keeps everything.
+    let Some(cutoff) = chrono::Duration::from_std(retention)
+        .ok()
+        .and_then(|retention| chrono::Utc::now().checked_sub_signed(retention))
+    else {
+        return Ok(0);
+    };
     let mut conn = pool.get().await?;
     let mut deleted = 0;
     loop {
@@ -124,18 +128,19 @@ impl Relay {
                 let _ = tokio::time::timeout(IDLE_POLL, self.wake.notified()).await;
                 continue;
             }
-            if last_prune.is_none_or(|at| at.elapsed() >= prune_every) {
-                last_prune = Some(tokio::time::Instant::now());
-                match prune_published(&self.pool, self.retention).await {
-                    Ok(0) => {}
-                    Ok(deleted) => tracing::info!(deleted, "published outbox rows pruned"),
-                    Err(e) => tracing::warn!(error = %e, "cannot prune the outbox"),
-                }
-            }
             match self.publish_batch().await {
                 Ok(sent) if sent as i64 == BATCH => continue,
                 Ok(_) => {
                     backoff = Duration::from_millis(100);
+                    // Caught up: pruning never delays an event.
+                    if last_prune.is_none_or(|at| at.elapsed() >= prune_every) {
+                        last_prune = Some(tokio::time::Instant::now());
+                        match prune_published(&self.pool, self.retention).await {
+                            Ok(0) => {}
+                            Ok(deleted) => tracing::info!(deleted, "published outbox rows pruned"),
+                            Err(e) => tracing::warn!(error = %e, "cannot prune the outbox"),
+                        }
+                    }
                     // Wakes on a commit, or polls for rows another process left.
                     let _ = tokio::time::timeout(IDLE_POLL, self.wake.notified()).await;
                 }

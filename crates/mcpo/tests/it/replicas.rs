@@ -212,9 +212,9 @@ async fn two_replica_processes_follow_changes_stop_cleanly_on_sigterm_and_leave_
     terminate(child.id());
     eventually("the stopping replica refuses new connections", async || {
         // A client of its own: no kept-alive connection to reuse.
-        match echo_or_error(&reqwest::Client::new(), &first.url).await {
+        match send_echo(&reqwest::Client::new(), &first.url, "fx").await {
             Err(e) if e.is_connect() => Ok(()),
-            other => Err(format!("{other:?}")),
+            other => Err(format!("{:?}", other.map(|answer| answer.status()))),
         }
     })
     .await;
@@ -266,22 +266,20 @@ async fn wait_until_gone(pid: u32, what: &str) {
     .await;
 }
 
-async fn echo_or_error(client: &reqwest::Client, executor: &str) -> reqwest::Result<u16> {
-    let answer = client
-        .post(format!("{executor}/tools/fx/echo"))
-        .json(&json!({ "message": "hi" }))
-        .send()
-        .await?;
-    Ok(answer.status().as_u16())
-}
-
-async fn echo_with(client: &reqwest::Client, executor: &str, service: &str) -> (u16, Value) {
-    let answer = client
+async fn send_echo(
+    client: &reqwest::Client,
+    executor: &str,
+    service: &str,
+) -> reqwest::Result<reqwest::Response> {
+    client
         .post(format!("{executor}/tools/{service}/echo"))
         .json(&json!({ "message": "hi" }))
         .send()
         .await
-        .unwrap();
+}
+
+async fn echo_with(client: &reqwest::Client, executor: &str, service: &str) -> (u16, Value) {
+    let answer = send_echo(client, executor, service).await.unwrap();
     (answer.status().as_u16(), answer.json().await.unwrap())
 }
 

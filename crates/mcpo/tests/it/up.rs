@@ -197,7 +197,6 @@ async fn up_with_demo_serves_the_fixture_at_once() {
     delete_stream(&id).await;
 }
 
-/// The parent pid and state of a process, from `/proc/<pid>/stat`.
 /// Calls the demo once, so its stdio server runs as a child of `mcpo up`;
 /// returns that child.
 async fn open_demo_session(http: &reqwest::Client, executor: &str, pid: u32) -> Vec<u32> {
